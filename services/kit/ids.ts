@@ -1,0 +1,32 @@
+import { randomBytes } from "node:crypto";
+
+const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/** `length` characters of base62 from a CSPRNG, without modulo bias. */
+export function randomBase62(length: number): string {
+  let out = "";
+  while (out.length < length) {
+    for (const byte of randomBytes(length * 2)) {
+      // 248 = 4 × 62: bytes at or above it would favour the first characters.
+      if (byte < 248) out += alphabet[byte % 62];
+      if (out.length === length) break;
+    }
+  }
+  return out;
+}
+
+/** Encodes a non-negative integer in base62, left-padded to `width`. */
+export function toBase62(value: number, width: number): string {
+  let out = "";
+  let n = value;
+  do {
+    out = alphabet[n % 62] + out;
+    n = Math.floor(n / 62);
+  } while (n > 0);
+  return out.padStart(width, "0");
+}
+
+/** A new identifier like `usr_3kTMd9…`: a type prefix and 20 random base62 characters. */
+export function newId(prefix: string): string {
+  return `${prefix}_${randomBase62(20)}`;
+}
