@@ -17,5 +17,8 @@ export default tseslint.config(
     files: ["services/cli/**", "scripts/**", "bin/**"],
     rules: { "no-console": "off" },
   },
-  { files: ["**/*.mjs", "**/*.js"], languageOptions: { globals: { process: "readonly", console: "readonly" } } },
+  {
+    files: ["**/*.mjs", "**/*.js"],
+    languageOptions: { globals: { process: "readonly", console: "readonly" } },
+  },
 );

@@ -35,7 +35,15 @@ export class OutboxAuditEvents implements AuditEvents {
     await tx.query(
       `INSERT INTO ${this.schema}.audit_outbox (id, kind, action, org_id, actor, subject, attributes)
        VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-      [randomUUID(), event.kind, event.action, event.orgId, event.actor, event.subject, JSON.stringify(event.attributes)],
+      [
+        randomUUID(),
+        event.kind,
+        event.action,
+        event.orgId,
+        event.actor,
+        event.subject,
+        JSON.stringify(event.attributes),
+      ],
     );
   }
 }

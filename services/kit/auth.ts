@@ -5,8 +5,8 @@ import { unauthenticated } from "./errors.js";
 import { serviceCredentialPrefix, type ServiceCredentials } from "./service-credentials.js";
 
 export interface AuthOptions {
-  /** This service's name: service credentials must be issued for it. */
-  audience: string;
+  /** The services this process hosts: a service credential must be issued for one of them. */
+  audiences: readonly string[];
   credentials: ServiceCredentials;
   /** Resolves a principal's token; throws an `unauthenticated` DomainError when it is not valid. */
   authenticate: (token: string) => Promise<AuthenticateResponse>;
@@ -28,12 +28,15 @@ export function authInterceptor(options: AuthOptions): Interceptor {
     const credential = bearer(req.header.get("authorization"));
     let caller: Caller;
     if (credential === undefined) {
-      if (!open.has(req.service.typeName) && !open.has(`${req.service.typeName}/${req.method.name}`)) {
+      if (
+        !open.has(req.service.typeName) &&
+        !open.has(`${req.service.typeName}/${req.method.name}`)
+      ) {
         throw unauthenticated("missing credential: send Authorization: Bearer <token>");
       }
       caller = { kind: "anonymous" };
     } else if (credential.startsWith(serviceCredentialPrefix)) {
-      const service = options.credentials.verify(credential, options.audience);
+      const service = options.credentials.verify(credential, options.audiences);
       if (service === undefined) throw unauthenticated("invalid service credential");
       caller = { kind: "service", service };
     } else {

@@ -16,7 +16,8 @@ export const callerKey = createContextKey<Caller>({ kind: "anonymous" }, { descr
 export function principalCaller(ctx: HandlerContext): PrincipalCaller {
   const caller = ctx.values.get(callerKey);
   if (caller.kind === "principal") return caller;
-  if (caller.kind === "service") throw denied("this call acts for a principal; call it with a user or agent token");
+  if (caller.kind === "service")
+    throw denied("this call acts for a principal; call it with a user or agent token");
   throw unauthenticated();
 }
 

@@ -74,7 +74,13 @@ function describeBounds(min: number, max: number): string {
 }
 
 /** An integer within [min, max]. */
-export function readInt(env: Env, name: string, fallback: number, min: number, max: number): number {
+export function readInt(
+  env: Env,
+  name: string,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
   const text = raw(env, name);
   if (text === undefined) return fallback;
   const n = Number(text);

@@ -49,6 +49,11 @@ export const precondition = (message: string) => new DomainError("failed_precond
 export const unavailable = (message: string, cause?: unknown) =>
   new DomainError("unavailable", message, { cause });
 
+/** A code as the Connect protocol writes it: `failed_precondition`, not `FailedPrecondition`. */
+export function codeName(code: Code): string {
+  return Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
+}
+
 /** The one mapping from anything thrown to what a client sees. */
 export function toConnectError(err: unknown, log: Logger): ConnectError {
   if (err instanceof DomainError) return new ConnectError(err.message, codes[err.kind]);

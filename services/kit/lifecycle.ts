@@ -29,14 +29,4 @@ export class Lifecycle {
       }
     }
   }
-
-  /** Stops on SIGTERM or SIGINT, then exits. */
-  stopOnSignals(): void {
-    const onSignal = (signal: NodeJS.Signals) => {
-      this.log.info({ signal }, "shutting down");
-      void this.stop().then(() => process.exit(0));
-    };
-    process.once("SIGTERM", onSignal);
-    process.once("SIGINT", onSignal);
-  }
 }

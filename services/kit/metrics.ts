@@ -1,6 +1,7 @@
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { ConnectError, type Interceptor } from "@connectrpc/connect";
 import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { callerKey, describeCaller } from "./caller.js";
+import { codeName } from "./errors.js";
 import type { Logger } from "./log.js";
 
 /** A registry per server, so tests and all-in-one processes never share counters by accident. */
@@ -36,14 +37,19 @@ export function observeInterceptor(registry: Registry, log: Logger): Interceptor
     try {
       return await next(req);
     } catch (err) {
-      code = Code[ConnectError.from(err).code] ?? "unknown";
+      code = codeName(ConnectError.from(err).code);
       throw err;
     } finally {
       const ms = performance.now() - started;
       requests.inc({ method, code });
       duration.observe({ method }, ms / 1000);
       log.info(
-        { rpc: method, code, ms: Math.round(ms * 100) / 100, caller: describeCaller(req.contextValues.get(callerKey)) },
+        {
+          rpc: method,
+          code,
+          ms: Math.round(ms * 100) / 100,
+          caller: describeCaller(req.contextValues.get(callerKey)),
+        },
         "rpc",
       );
     }

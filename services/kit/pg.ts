@@ -28,7 +28,10 @@ export function createPool(url: string, options: PoolOptions): Pool {
 }
 
 /** Runs `work` in a transaction, committing on success and rolling back on any error. */
-export async function inTransaction<T>(pool: Pool, work: (tx: PoolClient) => Promise<T>): Promise<T> {
+export async function inTransaction<T>(
+  pool: Pool,
+  work: (tx: PoolClient) => Promise<T>,
+): Promise<T> {
   const client = await pool.connect();
   try {
     await client.query("BEGIN");
@@ -65,9 +68,11 @@ export async function migrate(pool: Pool, schema: string, dir: string, log: Logg
          version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
     );
     const applied = new Map<number, string>(
-      (await client.query<{ version: number; name: string }>(`SELECT version, name FROM ${schema}.schema_migrations`)).rows.map(
-        (r) => [r.version, r.name],
-      ),
+      (
+        await client.query<{ version: number; name: string }>(
+          `SELECT version, name FROM ${schema}.schema_migrations`,
+        )
+      ).rows.map((r) => [r.version, r.name]),
     );
     const known = new Set(files.map((f) => Number(migrationFile.exec(f)![1])));
     const unknown = [...applied.keys()].filter((v) => !known.has(v));
@@ -83,16 +88,23 @@ export async function migrate(pool: Pool, schema: string, dir: string, log: Logg
       await client.query("BEGIN");
       try {
         await client.query(sql);
-        await client.query(`INSERT INTO ${schema}.schema_migrations (version, name) VALUES ($1, $2)`, [version, file]);
+        await client.query(
+          `INSERT INTO ${schema}.schema_migrations (version, name) VALUES ($1, $2)`,
+          [version, file],
+        );
         await client.query("COMMIT");
       } catch (err) {
         await client.query("ROLLBACK");
-        throw new Error(`migration ${schema}/${file} failed: ${(err as Error).message}`, { cause: err });
+        throw new Error(`migration ${schema}/${file} failed: ${(err as Error).message}`, {
+          cause: err,
+        });
       }
       log.info({ schema, migration: file }, "migration applied");
     }
   } finally {
-    await client.query("SELECT pg_advisory_unlock(hashtext($1))", [`airlock.migrate.${schema}`]).catch(() => undefined);
+    await client
+      .query("SELECT pg_advisory_unlock(hashtext($1))", [`airlock.migrate.${schema}`])
+      .catch(() => undefined);
     client.release();
   }
 }

@@ -64,7 +64,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       if (inFlight === 0) idle?.();
     });
     const path = (req.url ?? "/").split("?")[0];
-    if (req.method === "GET" && path === "/healthz") return void send(res, 200, "text/plain", "ok\n");
+    if (req.method === "GET" && path === "/healthz")
+      return void send(res, 200, "text/plain", "ok\n");
     if (req.method === "GET" && path === "/readyz") return void readyz(options, res);
     if (req.method === "GET" && path === "/metrics") return void metrics(options.registry, res);
     rpc(req as http.IncomingMessage, res as http.ServerResponse);
@@ -147,7 +148,12 @@ async function readyz(
     }),
   );
   const ready = results.every(([, state]) => state === "ok");
-  send(res, ready ? 200 : 503, "application/json", JSON.stringify({ ready, checks: Object.fromEntries(results) }) + "\n");
+  send(
+    res,
+    ready ? 200 : 503,
+    "application/json",
+    JSON.stringify({ ready, checks: Object.fromEntries(results) }) + "\n",
+  );
 }
 
 async function metrics(

@@ -54,8 +54,8 @@ export class ServiceCredentials {
     return credential;
   }
 
-  /** The calling service's name, or undefined when the credential is not valid for `audience`. */
-  verify(credential: string, audience: string): string | undefined {
+  /** The calling service's name, or undefined when the credential is not valid for one of `audiences`. */
+  verify(credential: string, audiences: readonly string[]): string | undefined {
     if (!credential.startsWith(serviceCredentialPrefix)) return undefined;
     const [payload, mac, extra] = credential.slice(serviceCredentialPrefix.length).split(".");
     if (!payload || !mac || extra !== undefined) return undefined;
@@ -69,7 +69,8 @@ export class ServiceCredentials {
       return undefined;
     }
     if (typeof parsed.svc !== "string" || typeof parsed.exp !== "number") return undefined;
-    if (parsed.aud !== audience || parsed.exp + allowedSkewMs < this.now()) return undefined;
+    if (typeof parsed.aud !== "string" || !audiences.includes(parsed.aud)) return undefined;
+    if (parsed.exp + allowedSkewMs < this.now()) return undefined;
     return parsed.svc;
   }
 

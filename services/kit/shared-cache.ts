@@ -12,7 +12,12 @@ export interface SharedCache {
    * a reader that looked up the database before a revocation cannot cache
    * what was just revoked. Returns whether it stored.
    */
-  setUnlessTombstoned(key: string, value: string, ttlMs: number, tombstoneKey: string): Promise<boolean>;
+  setUnlessTombstoned(
+    key: string,
+    value: string,
+    ttlMs: number,
+    tombstoneKey: string,
+  ): Promise<boolean>;
   /** Sets `tombstoneKey` for `ttlMs` and deletes `key`, atomically. */
   tombstone(key: string, tombstoneKey: string, ttlMs: number): Promise<void>;
   publish(channel: string, message: string): Promise<void>;
@@ -52,7 +57,10 @@ export class RedisCache implements SharedCache {
   async ready(timeoutMs = 5000): Promise<void> {
     if (this.client.status === "ready") return;
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error("Redis did not answer within " + timeoutMs + "ms")), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error("Redis did not answer within " + timeoutMs + "ms")),
+        timeoutMs,
+      );
       this.client.once("ready", () => {
         clearTimeout(timer);
         resolve();
@@ -64,8 +72,20 @@ export class RedisCache implements SharedCache {
     return this.client.get(key);
   }
 
-  async setUnlessTombstoned(key: string, value: string, ttlMs: number, tombstoneKey: string): Promise<boolean> {
-    const stored = await this.client.eval(setUnlessTombstonedScript, 2, key, tombstoneKey, value, String(ttlMs));
+  async setUnlessTombstoned(
+    key: string,
+    value: string,
+    ttlMs: number,
+    tombstoneKey: string,
+  ): Promise<boolean> {
+    const stored = await this.client.eval(
+      setUnlessTombstonedScript,
+      2,
+      key,
+      tombstoneKey,
+      value,
+      String(ttlMs),
+    );
     return stored === 1;
   }
 
@@ -77,7 +97,10 @@ export class RedisCache implements SharedCache {
     await this.client.publish(channel, message);
   }
 
-  async subscribe(channel: string, handler: (message: string) => void): Promise<() => Promise<void>> {
+  async subscribe(
+    channel: string,
+    handler: (message: string) => void,
+  ): Promise<() => Promise<void>> {
     if (!this.subscriber) {
       this.subscriber = RedisCache.connect(this.url);
       this.subscriber.on("message", (ch: string, message: string) => {
@@ -128,7 +151,12 @@ export class MemoryCache implements SharedCache {
     return entry.value;
   }
 
-  async setUnlessTombstoned(key: string, value: string, ttlMs: number, tombstoneKey: string): Promise<boolean> {
+  async setUnlessTombstoned(
+    key: string,
+    value: string,
+    ttlMs: number,
+    tombstoneKey: string,
+  ): Promise<boolean> {
     if ((await this.get(tombstoneKey)) !== null) return false;
     this.sweep();
     this.values.set(key, { value, expires: this.now() + ttlMs });
@@ -144,7 +172,10 @@ export class MemoryCache implements SharedCache {
     for (const handler of this.channels.get(channel) ?? []) queueMicrotask(() => handler(message));
   }
 
-  async subscribe(channel: string, handler: (message: string) => void): Promise<() => Promise<void>> {
+  async subscribe(
+    channel: string,
+    handler: (message: string) => void,
+  ): Promise<() => Promise<void>> {
     const set = this.channels.get(channel) ?? new Set();
     this.channels.set(channel, set);
     set.add(handler);

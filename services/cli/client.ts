@@ -1,0 +1,38 @@
+import {
+  Code,
+  ConnectError,
+  createClient,
+  type Client,
+  type Interceptor,
+} from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import type { DescService } from "@bufbuild/protobuf";
+import { codeName } from "../kit/errors.js";
+
+export interface ClientOptions {
+  url: string;
+  token: string | undefined;
+}
+
+/** A generated client for `service` at the CLI's server, sending the CLI's token. */
+export function connect<T extends DescService>(service: T, options: ClientOptions): Client<T> {
+  const bearer: Interceptor = (next) => (req) => {
+    if (options.token) req.header.set("authorization", `Bearer ${options.token}`);
+    return next(req);
+  };
+  return createClient(
+    service,
+    createConnectTransport({ baseUrl: options.url, httpVersion: "1.1", interceptors: [bearer] }),
+  );
+}
+
+/** One line for a failed call: what the server said, or why it could not be reached. */
+export function describeFailure(err: unknown, url: string): string {
+  const e = ConnectError.from(err);
+  if (e.code === Code.Unavailable || e.code === Code.Unknown) {
+    const cause = (e.cause as { code?: string } | undefined)?.code;
+    if (cause === "ECONNREFUSED")
+      return `cannot reach ${url}: is airlock serve running? (set --url or AIRLOCK_URL)`;
+  }
+  return `${codeName(e.code)}: ${e.rawMessage}`;
+}

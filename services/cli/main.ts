@@ -1,0 +1,133 @@
+import { parseArgs } from "node:util";
+import { ConfigError } from "../kit/config.js";
+import { describeFailure, type ClientOptions } from "./client.js";
+import * as identity from "./identity-commands.js";
+import { Output, UsageError } from "./output.js";
+import { serve } from "./serve.js";
+
+const usage = `usage: airlock <command> [options]
+
+  serve [SERVICE...]          run the control plane (all services, or the named ones)
+  bootstrap --org ORG --admin EMAIL
+                              create the first org and its admin; prints the admin token once
+  login --id-token JWT|-      exchange an ID token from your IdP for a session token
+  whoami                      the principal behind your token
+  principal get ID            a principal of your org
+  token create [--principal ID] [--name N] [--scope S]... [--ttl 30d]
+  token list [--principal ID] [--all]
+  token revoke TOKEN_ID
+  agent create NAME [--owner ID] [--workspace W] [--repo PATTERN]... [--role R]...
+  service-account create NAME [--role R]...
+
+common options:
+  --url URL      server (AIRLOCK_URL, default http://127.0.0.1:4001)
+  --token TOKEN  credential (AIRLOCK_TOKEN)
+  --json         machine-readable output
+
+serve options (each mirrors an environment variable, see README):
+  --rpc-addr, --data-dir, --database-url, --redis-url, --service-secret, --log-level`;
+
+const options = {
+  url: { type: "string" },
+  token: { type: "string" },
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+  org: { type: "string" },
+  admin: { type: "string" },
+  "id-token": { type: "string" },
+  principal: { type: "string" },
+  name: { type: "string" },
+  scope: { type: "string", multiple: true },
+  ttl: { type: "string" },
+  all: { type: "boolean" },
+  owner: { type: "string" },
+  workspace: { type: "string" },
+  repo: { type: "string", multiple: true },
+  role: { type: "string", multiple: true },
+  "rpc-addr": { type: "string" },
+  "data-dir": { type: "string" },
+  "database-url": { type: "string" },
+  "redis-url": { type: "string" },
+  "service-secret": { type: "string" },
+  "log-level": { type: "string" },
+} as const;
+
+async function main(argv: string[], client: ClientOptions): Promise<void> {
+  const { values: flags, positionals } = parseArgs({
+    args: argv,
+    options,
+    allowPositionals: true,
+    strict: true,
+  });
+  const [command, sub, ...rest] = positionals;
+  if (flags.help || !command) {
+    console.log(usage);
+    return;
+  }
+  client.url = flags.url ?? client.url;
+  client.token = flags.token ?? client.token;
+  const out = new Output(flags.json ?? false);
+  const needsToken = () => {
+    if (!client.token) throw new UsageError("no credential: pass --token or set AIRLOCK_TOKEN");
+  };
+  switch (`${command} ${sub ?? ""}`.trim()) {
+    case "serve":
+    case `serve ${sub}`:
+      return serve(positionals.slice(1), {
+        "rpc-addr": flags["rpc-addr"],
+        "data-dir": flags["data-dir"],
+        "database-url": flags["database-url"],
+        "redis-url": flags["redis-url"],
+        "service-secret": flags["service-secret"],
+        "log-level": flags["log-level"],
+      });
+    case "bootstrap":
+      return identity.bootstrap(client, out, flags);
+    case "login":
+      return identity.login(client, out, flags);
+    case "whoami":
+      needsToken();
+      return identity.whoami(client, out);
+    case "principal get":
+      needsToken();
+      if (!rest[0]) throw new UsageError("usage: airlock principal get ID");
+      return identity.whoami(client, out, rest[0]);
+    case "token create":
+      needsToken();
+      return identity.tokenCreate(client, out, flags);
+    case "token list":
+      needsToken();
+      return identity.tokenList(client, out, flags);
+    case "token revoke":
+      needsToken();
+      return identity.tokenRevoke(client, out, rest[0]);
+    case "agent create":
+      needsToken();
+      return identity.principalCreate(client, out, "agent", rest[0], flags);
+    case "service-account create":
+      needsToken();
+      return identity.principalCreate(client, out, "service-account", rest[0], flags);
+    default:
+      throw new UsageError(`unknown command: ${positionals.join(" ")}\n\n${usage}`);
+  }
+}
+
+const client: ClientOptions = {
+  url: process.env.AIRLOCK_URL ?? "http://127.0.0.1:4001",
+  token: process.env.AIRLOCK_TOKEN,
+};
+main(process.argv.slice(2), client).catch((err: unknown) => {
+  const code = (err as { code?: unknown }).code;
+  if (
+    err instanceof UsageError ||
+    err instanceof ConfigError ||
+    (typeof code === "string" && code.startsWith("ERR_PARSE_ARGS"))
+  ) {
+    console.error(`airlock: ${(err as Error).message}`);
+    process.exit(2);
+  }
+  console.error(
+    `airlock: ${err instanceof Error && err.name === "ConnectError" ? describeFailure(err, client.url) : (err as Error).message}`,
+  );
+  process.exit(1);
+});

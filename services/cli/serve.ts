@@ -1,0 +1,44 @@
+import { flagsToEnv } from "../kit/config.js";
+import { serviceNames } from "../kit/runtime-config.js";
+import { startRuntime } from "../kit/runtime.js";
+import type { ServiceFactory } from "../kit/service-module.js";
+import { createIdentityService } from "../identity/run.js";
+import { UsageError } from "./output.js";
+
+/** The services this build can host, in start order: identity first, the others authenticate through it. */
+export const buildableServices: readonly { name: string; create: ServiceFactory }[] = [
+  { name: "identity", create: createIdentityService },
+];
+
+/**
+ * `airlock serve` hosts every service in one process; `airlock serve NAME…`
+ * hosts the named ones, for one container per service.
+ */
+export async function serve(
+  names: string[],
+  flags: Record<string, string | undefined>,
+): Promise<void> {
+  for (const name of names) {
+    if (!buildableServices.some((s) => s.name === name)) {
+      throw new UsageError(
+        (serviceNames as readonly string[]).includes(name)
+          ? `the ${name} service is not part of this build yet`
+          : `unknown service ${name}: expected one of ${buildableServices.map((s) => s.name).join(", ")}`,
+      );
+    }
+  }
+  const services = names.length
+    ? buildableServices.filter((s) => names.includes(s.name))
+    : buildableServices;
+  const runtime = await startRuntime({
+    services,
+    split: names.length > 0,
+    env: { ...process.env, ...flagsToEnv(flags) },
+  });
+  const stop = (signal: string) => {
+    runtime.log.info({ signal }, "shutting down");
+    void runtime.stop().then(() => process.exit(0));
+  };
+  process.once("SIGTERM", stop);
+  process.once("SIGINT", stop);
+}

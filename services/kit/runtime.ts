@@ -1,0 +1,197 @@
+import {
+  createRouterTransport,
+  type ConnectRouter,
+  type Interceptor,
+  type Transport,
+} from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import type { DestinationStream } from "pino";
+import { authInterceptor, serviceCredentialInterceptor } from "./auth.js";
+import { ConfigError, redactUrl, type Env } from "./config.js";
+import { startEmbeddedPostgres } from "./embedded-pg.js";
+import { errorInterceptor, unauthenticated } from "./errors.js";
+import { HealthStatus, healthService } from "./health.js";
+import { Lifecycle } from "./lifecycle.js";
+import { createLogger, type Logger } from "./log.js";
+import { createRegistry, observeInterceptor } from "./metrics.js";
+import { createPool, type Pool } from "./pg.js";
+import { readRuntimeConfig, type RuntimeConfig } from "./runtime-config.js";
+import { generateServiceSecret, ServiceCredentials } from "./service-credentials.js";
+import type { Platform, ServiceFactory, ServiceModule } from "./service-module.js";
+import { MemoryCache, RedisCache, type SharedCache } from "./shared-cache.js";
+import { startServer, type RunningServer } from "./server.js";
+import { Health } from "../../gen/grpc/health/v1/health_pb.js";
+
+export interface RuntimeOptions {
+  /** The services this process hosts, in start order (identity first). */
+  services: readonly { name: string; create: ServiceFactory }[];
+  /** True when other processes host the other services. */
+  split: boolean;
+  env: Env;
+  /** Log destination; stdout by default. */
+  logDestination?: DestinationStream;
+}
+
+export interface Runtime {
+  server: RunningServer;
+  log: Logger;
+  config: RuntimeConfig;
+  /** A transport to a service, signed as this process (used by tests and the CLI's in-process checks). */
+  peer(name: string): Transport;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts one process hosting `services` on one RPC port: connections,
+ * migrations, interceptors, health, and ordered shutdown.
+ */
+export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
+  const config = readRuntimeConfig(options.env, options.split);
+  const hosted = options.services.map((s) => s.name);
+  const log = createLogger({
+    service: hosted.length === 1 ? hosted[0]! : "airlock",
+    level: config.logLevel,
+    destination: options.logDestination,
+  });
+  const lifecycle = new Lifecycle(log);
+  try {
+    const pool = await openPostgres(config, lifecycle, log);
+    const cache = await openCache(config, lifecycle);
+    const credentials = new ServiceCredentials(
+      config.serviceSecret ?? generateServiceSecret(),
+      hosted.join("+"),
+    );
+
+    const modules = new Map<string, ServiceModule>();
+    const interceptors: Interceptor[] = [];
+    const routes = (router: ConnectRouter) => {
+      for (const m of modules.values()) m.routes(router);
+    };
+    const peer = (name: string): Transport =>
+      hosted.includes(name)
+        ? inProcessTransport(name, (r) => modules.get(name)!.routes(r), interceptors, credentials)
+        : remoteTransport(name, config, credentials);
+
+    const platform: Platform = { env: options.env, log, pool, cache, credentials, lifecycle, peer };
+    for (const service of options.services)
+      modules.set(service.name, await service.create(platform));
+
+    const authenticate = [...modules.values()].find((m) => m.authenticate)?.authenticate;
+    const registry = createRegistry();
+    const health = new HealthStatus([...modules.values()].flatMap((m) => m.serviceNames));
+    interceptors.push(
+      observeInterceptor(registry, log),
+      errorInterceptor(log),
+      authInterceptor({
+        audiences: hosted,
+        credentials,
+        // Until a service that is not identity runs alone, identity is always in-process.
+        authenticate: authenticate ?? (() => Promise.reject(unauthenticated())),
+        publicRpcs: [Health.typeName, ...[...modules.values()].flatMap((m) => m.publicRpcs)],
+      }),
+    );
+    const server = await startServer({
+      addr: config.rpcAddr,
+      routes: (router) => {
+        router.service(Health, healthService(health));
+        routes(router);
+      },
+      interceptors,
+      readiness: [
+        { name: "postgres", check: () => pool.query("SELECT 1") },
+        { name: "redis", check: () => cache.ping() },
+      ],
+      health,
+      registry,
+      log,
+    });
+    lifecycle.onStop("rpc server", () => server.close(config.shutdownGraceMs));
+    health.set(true);
+    log.info({ services: hosted, url: server.url }, "airlock serving");
+    return { server, log, config, peer, stop: () => lifecycle.stop() };
+  } catch (err) {
+    await lifecycle.stop();
+    throw err;
+  }
+}
+
+async function openPostgres(
+  config: RuntimeConfig,
+  lifecycle: Lifecycle,
+  log: Logger,
+): Promise<Pool> {
+  let url = config.databaseUrl?.toString();
+  let max = 10;
+  if (!url) {
+    const embedded = await startEmbeddedPostgres(config.dataDir);
+    lifecycle.onStop("embedded postgres", () => embedded.close());
+    log.info(
+      { dataDir: config.dataDir },
+      "using embedded Postgres (set DATABASE_URL to use a server)",
+    );
+    url = embedded.url;
+    max = 1;
+  }
+  const pool = createPool(url, { max, applicationName: "airlock" });
+  lifecycle.onStop("postgres pool", () => pool.end());
+  try {
+    await pool.query("SELECT 1");
+  } catch (err) {
+    throw new ConfigError(`cannot reach Postgres at ${redactUrl(url)}: ${(err as Error).message}`);
+  }
+  return pool;
+}
+
+async function openCache(config: RuntimeConfig, lifecycle: Lifecycle): Promise<SharedCache> {
+  if (!config.redisUrl) return new MemoryCache();
+  const cache = new RedisCache(config.redisUrl.toString());
+  lifecycle.onStop("redis", () => cache.close());
+  try {
+    await cache.ready();
+  } catch (err) {
+    throw new ConfigError(
+      `cannot reach Redis at ${redactUrl(config.redisUrl.toString())}: ${(err as Error).message}`,
+    );
+  }
+  return cache;
+}
+
+function remoteTransport(
+  name: string,
+  config: RuntimeConfig,
+  credentials: ServiceCredentials,
+): Transport {
+  const url = config.peerUrls.get(name);
+  if (!url)
+    throw new ConfigError(
+      `AIRLOCK_${name.toUpperCase()}_URL is not set: this process calls the ${name} service`,
+    );
+  return createConnectTransport({
+    baseUrl: url.toString(),
+    httpVersion: "2",
+    interceptors: [serviceCredentialInterceptor(credentials, name)],
+  });
+}
+
+/**
+ * An in-process transport through the same interceptors as the network
+ * server, built on first use: services name each other while they are being
+ * created, before the interceptors exist.
+ */
+function inProcessTransport(
+  name: string,
+  routes: (router: ConnectRouter) => void,
+  interceptors: Interceptor[],
+  credentials: ServiceCredentials,
+): Transport {
+  let inner: Transport | undefined;
+  const get = () =>
+    (inner ??= createRouterTransport(routes, {
+      router: { interceptors },
+      transport: { interceptors: [serviceCredentialInterceptor(credentials, name)] },
+    }));
+  return {
+    unary: (...args) => get().unary(...args),
+    stream: (...args) => get().stream(...args),
+  };
+}

@@ -1,0 +1,34 @@
+import type { ConnectRouter, Transport } from "@connectrpc/connect";
+import type { AuthenticateResponse } from "../../gen/airlock/identity/v1/identity_pb.js";
+import type { Env } from "./config.js";
+import type { Lifecycle } from "./lifecycle.js";
+import type { Logger } from "./log.js";
+import type { Pool } from "./pg.js";
+import type { ServiceCredentials } from "./service-credentials.js";
+import type { SharedCache } from "./shared-cache.js";
+
+/** What the runtime hands every service: shared connections and settings. */
+export interface Platform {
+  env: Env;
+  log: Logger;
+  pool: Pool;
+  cache: SharedCache;
+  credentials: ServiceCredentials;
+  lifecycle: Lifecycle;
+  /** A transport to another service, in-process or over the network, signed with a service credential. */
+  peer(name: string): Transport;
+}
+
+/** A service as the runtime hosts it, alone or beside the others. */
+export interface ServiceModule {
+  name: string;
+  /** Fully-qualified protobuf service names, for grpc.health.v1. */
+  serviceNames: readonly string[];
+  routes(router: ConnectRouter): void;
+  /** RPCs callable without a credential (see AuthOptions.publicRpcs). */
+  publicRpcs: readonly string[];
+  /** Set by identity: how tokens of principals are resolved in its own process. */
+  authenticate?: (token: string) => Promise<AuthenticateResponse>;
+}
+
+export type ServiceFactory = (platform: Platform) => Promise<ServiceModule>;
