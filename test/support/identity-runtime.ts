@@ -1,0 +1,59 @@
+import { createClient, type Client } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { IdentityService } from "../../gen/airlock/identity/v1/identity_pb.js";
+import { startRuntime, type Runtime } from "../../services/kit/runtime.js";
+import { createIdentityService } from "../../services/identity/run.js";
+import { createTestDatabase, redisUrl } from "./env.js";
+import { LogCapture } from "./log-capture.js";
+
+export interface IdentityHarness {
+  runtime: Runtime;
+  logs: LogCapture;
+  databaseUrl: string;
+  /** An identity client over the network, calling with `token` (or none). */
+  client(token?: string, httpVersion?: "1.1" | "2"): Client<typeof IdentityService>;
+  close(): Promise<void>;
+}
+
+/** Identity alone in this process on a port of its own, over a fresh database and the real Redis. */
+export async function startIdentity(env: Record<string, string> = {}): Promise<IdentityHarness> {
+  const db = await createTestDatabase();
+  const logs = new LogCapture();
+  const runtime = await startRuntime({
+    services: [{ name: "identity", create: createIdentityService }],
+    split: false,
+    env: {
+      DATABASE_URL: db.url,
+      REDIS_URL: redisUrl,
+      AIRLOCK_RPC_ADDR: "127.0.0.1:0",
+      AIRLOCK_LOG_LEVEL: "debug",
+      AIRLOCK_SHUTDOWN_GRACE: "1s",
+      ...env,
+    },
+    logDestination: logs,
+  });
+  return {
+    runtime,
+    logs,
+    databaseUrl: db.url,
+    client(token, httpVersion = "2") {
+      return createClient(
+        IdentityService,
+        createConnectTransport({
+          baseUrl: runtime.server.url,
+          httpVersion,
+          interceptors: [
+            (next) => (req) => {
+              if (token !== undefined) req.header.set("authorization", `Bearer ${token}`);
+              return next(req);
+            },
+          ],
+        }),
+      );
+    },
+    async close() {
+      await runtime.stop();
+      await db.drop();
+    },
+  };
+}
