@@ -28,8 +28,12 @@ export interface MintedToken {
 export function mintToken(): MintedToken {
   const id = randomBase62(idLength);
   const secret = randomBase62(secretLength);
-  const body = id + secret;
-  return { text: tokenPrefix + body + checksum(body), id, secretSha256: digest(secret) };
+  return { text: formatToken(id, secret), id, secretSha256: digest(secret) };
+}
+
+/** The token text for an id and a secret, with its checksum. */
+export function formatToken(id: string, secret: string): string {
+  return tokenPrefix + id + secret + checksum(id + secret);
 }
 
 /** Splits a token into id and secret; undefined when it is not a well-formed Airlock token. */
