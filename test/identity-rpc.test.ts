@@ -37,18 +37,28 @@ test("bootstrap made an org-admin whose token authenticates; a second bootstrap 
   t.deepEqual(me.principal?.roles, ["org-admin"]);
   t.is(me.principal?.org?.name, "acme");
   t.deepEqual(me.scopes, ["admin", "audit", "llm"]);
-  t.is(await code(h.client().bootstrap({ orgName: "other", adminEmail: "x@y.test" })), Code.FailedPrecondition);
+  t.is(
+    await code(h.client().bootstrap({ orgName: "other", adminEmail: "x@y.test" })),
+    Code.FailedPrecondition,
+  );
 });
 
 test("bootstrap input is validated with clear errors", async (t) => {
-  const err = await t.throwsAsync(h.client().bootstrap({ orgName: "Bad Name", adminEmail: "a@b.test" }));
+  const err = await t.throwsAsync(
+    h.client().bootstrap({ orgName: "Bad Name", adminEmail: "a@b.test" }),
+  );
   t.is(ConnectError.from(err).code, Code.InvalidArgument);
   t.regex(ConnectError.from(err).rawMessage, /org name/);
-  t.is(await code(h.client().bootstrap({ orgName: "fine", adminEmail: "not-an-email" })), Code.InvalidArgument);
+  t.is(
+    await code(h.client().bootstrap({ orgName: "fine", adminEmail: "not-an-email" })),
+    Code.InvalidArgument,
+  );
 });
 
 test("CreateToken returns the secret once; ListTokens and the database never hold it", async (t) => {
-  const created = await h.client(admin.token).createToken({ name: "laptop", scopes: ["llm"], ttl: durationFromMs(3_600_000) });
+  const created = await h
+    .client(admin.token)
+    .createToken({ name: "laptop", scopes: ["llm"], ttl: durationFromMs(3_600_000) });
   const parts = parseToken(created.token)!;
   t.truthy(parts);
   t.is(created.tokenInfo?.prefix, `alk_${parts.id}`);
@@ -59,20 +69,33 @@ test("CreateToken returns the secret once; ListTokens and the database never hol
   t.false(text.includes(parts.secret));
   const db = new pg.Client({ connectionString: h.databaseUrl });
   await db.connect();
-  const rows = await db.query("SELECT row_to_json(t)::text AS r FROM identity.tokens t WHERE id = $1", [parts.id]);
+  const rows = await db.query(
+    "SELECT row_to_json(t)::text AS r FROM identity.tokens t WHERE id = $1",
+    [parts.id],
+  );
   await db.end();
   t.false(rows.rows[0].r.includes(parts.secret));
 });
 
 test("a token authenticates until revoked, then fails with unauthenticated at once", async (t) => {
   const created = await h.client(admin.token).createToken({ name: "short" });
-  t.is((await h.client(created.token).authenticate({ token: created.token })).tokenId, created.tokenInfo?.id);
+  t.is(
+    (await h.client(created.token).authenticate({ token: created.token })).tokenId,
+    created.tokenInfo?.id,
+  );
   const revoked = await h.client(admin.token).revokeToken({ tokenId: created.tokenInfo!.id });
   t.truthy(revoked.tokenInfo?.revokeTime);
-  t.is(await code(h.client(created.token).authenticate({ token: created.token })), Code.Unauthenticated);
+  t.is(
+    await code(h.client(created.token).authenticate({ token: created.token })),
+    Code.Unauthenticated,
+  );
   t.is(await code(h.client(created.token).getPrincipal({})), Code.Unauthenticated);
   const again = await h.client(admin.token).revokeToken({ tokenId: created.tokenInfo!.id });
-  t.deepEqual(again.tokenInfo?.revokeTime, revoked.tokenInfo?.revokeTime, "revoking twice changes nothing");
+  t.deepEqual(
+    again.tokenInfo?.revokeTime,
+    revoked.tokenInfo?.revokeTime,
+    "revoking twice changes nothing",
+  );
 });
 
 test("malformed, unknown, wrong-secret, expired and revoked tokens all get the same unauthenticated answer", async (t) => {
@@ -85,7 +108,10 @@ test("malformed, unknown, wrong-secret, expired and revoked tokens all get the s
   const expired = await h.client(admin.token).createToken({ name: "old" });
   const db = new pg.Client({ connectionString: h.databaseUrl });
   await db.connect();
-  await db.query("UPDATE identity.tokens SET expires_at = now() - interval '1 second' WHERE id = $1", [expired.tokenInfo!.id]);
+  await db.query(
+    "UPDATE identity.tokens SET expires_at = now() - interval '1 second' WHERE id = $1",
+    [expired.tokenInfo!.id],
+  );
   await db.end();
   const revoked = await h.client(admin.token).createToken({ name: "gone" });
   await h.client(admin.token).revokeToken({ tokenId: revoked.tokenInfo!.id });
@@ -112,7 +138,10 @@ test("calls without a credential, or with a forged service credential, are unaut
   const forged = new ServiceCredentials("x".repeat(40), "proxy").issue("identity");
   t.is(await code(h.client(forged).authenticate({ token: admin.token })), Code.Unauthenticated);
   const wrongAudience = new ServiceCredentials(secret, "proxy").issue("audit");
-  t.is(await code(h.client(wrongAudience).authenticate({ token: admin.token })), Code.Unauthenticated);
+  t.is(
+    await code(h.client(wrongAudience).authenticate({ token: admin.token })),
+    Code.Unauthenticated,
+  );
   t.is(await code(h.client("Basic abc").getPrincipal({})), Code.Unauthenticated);
 });
 
@@ -120,7 +149,10 @@ test("a service may authenticate any token; a principal only its own", async (t)
   const other = await h.client(admin.token).createToken({ name: "other" });
   const service = new ServiceCredentials(secret, "proxy").issue("identity");
   t.is((await h.client(service).authenticate({ token: other.token })).principal?.id, admin.id);
-  t.is(await code(h.client(admin.token).authenticate({ token: other.token })), Code.PermissionDenied);
+  t.is(
+    await code(h.client(admin.token).authenticate({ token: other.token })),
+    Code.PermissionDenied,
+  );
 });
 
 test("an agent owned by a user: bound to workspace and repositories, a token with llm only, no management", async (t) => {
@@ -142,11 +174,21 @@ test("an agent owned by a user: bound to workspace and repositories, a token wit
   t.is(who.principal?.workspace, "payments");
   t.deepEqual(who.principal?.repositories, ["github.com/acme/*"]);
   t.is(await code(h.client(token.token).createToken({})), Code.PermissionDenied);
-  t.is(await code(h.client(token.token).createPrincipal({ kind: PrincipalKind.AGENT, displayName: "x" })), Code.PermissionDenied);
+  t.is(
+    await code(
+      h.client(token.token).createPrincipal({ kind: PrincipalKind.AGENT, displayName: "x" }),
+    ),
+    Code.PermissionDenied,
+  );
 });
 
 test("users come from sign-in, not from CreatePrincipal", async (t) => {
-  t.is(await code(h.client(admin.token).createPrincipal({ kind: PrincipalKind.USER, displayName: "u" })), Code.InvalidArgument);
+  t.is(
+    await code(
+      h.client(admin.token).createPrincipal({ kind: PrincipalKind.USER, displayName: "u" }),
+    ),
+    Code.InvalidArgument,
+  );
 });
 
 test("org isolation: another org's admin can neither see nor touch this org's principals and tokens", async (t) => {
@@ -157,8 +199,17 @@ test("org isolation: another org's admin can neither see nor touch this org's pr
   t.is(await code(them.listTokens({ principalId: admin.id })), Code.NotFound);
   t.is(await code(them.revokeToken({ tokenId: mine.tokenInfo!.id })), Code.NotFound);
   t.is(await code(them.createToken({ principalId: admin.id })), Code.NotFound);
-  t.is(await code(them.createPrincipal({ kind: PrincipalKind.AGENT, displayName: "x", ownerId: admin.id })), Code.NotFound);
-  t.is((await h.client(mine.token).authenticate({ token: mine.token })).principal?.id, admin.id, "still works");
+  t.is(
+    await code(
+      them.createPrincipal({ kind: PrincipalKind.AGENT, displayName: "x", ownerId: admin.id }),
+    ),
+    Code.NotFound,
+  );
+  t.is(
+    (await h.client(mine.token).authenticate({ token: mine.token })).principal?.id,
+    admin.id,
+    "still works",
+  );
 });
 
 test("token requests are validated: lifetime, scopes, names, cursors", async (t) => {
@@ -173,13 +224,18 @@ test("token requests are validated: lifetime, scopes, names, cursors", async (t)
 });
 
 test("ListTokens pages newest first without repeats", async (t) => {
-  const agent = (await h.client(admin.token).createPrincipal({ kind: PrincipalKind.AGENT, displayName: "pager" })).principal!;
-  for (let i = 0; i < 5; i++) await h.client(admin.token).createToken({ principalId: agent.id, name: `t${i}` });
+  const agent = (
+    await h.client(admin.token).createPrincipal({ kind: PrincipalKind.AGENT, displayName: "pager" })
+  ).principal!;
+  for (let i = 0; i < 5; i++)
+    await h.client(admin.token).createToken({ principalId: agent.id, name: `t${i}` });
   const names: string[] = [];
   let pageToken = "";
   let pages = 0;
   do {
-    const page = await h.client(admin.token).listTokens({ principalId: agent.id, pageSize: 2, pageToken });
+    const page = await h
+      .client(admin.token)
+      .listTokens({ principalId: agent.id, pageSize: 2, pageToken });
     names.push(...page.tokens.map((tk) => tk.name));
     pageToken = page.nextPageToken;
     pages++;
@@ -189,8 +245,14 @@ test("ListTokens pages newest first without repeats", async (t) => {
 });
 
 test("a request body over the limit is refused", async (t) => {
-  const c = createClient(IdentityService, createConnectTransport({ baseUrl: h.runtime.server.url, httpVersion: "2" }));
-  t.is(await code(c.bootstrap({ orgName: "x".repeat(5 * 1024 * 1024), adminEmail: "a@b.test" })), Code.ResourceExhausted);
+  const c = createClient(
+    IdentityService,
+    createConnectTransport({ baseUrl: h.runtime.server.url, httpVersion: "2" }),
+  );
+  t.is(
+    await code(c.bootstrap({ orgName: "x".repeat(5 * 1024 * 1024), adminEmail: "a@b.test" })),
+    Code.ResourceExhausted,
+  );
 });
 
 test("every identity change is kept for the audit log, without secrets", async (t) => {
@@ -198,14 +260,26 @@ test("every identity change is kept for the audit log, without secrets", async (
   await h.client(admin.token).revokeToken({ tokenId: created.tokenInfo!.id });
   const db = new pg.Client({ connectionString: h.databaseUrl });
   await db.connect();
-  const { rows } = await db.query<{ kind: string; action: string; subject: string; actor: string; org_id: string; attributes: unknown }>(
+  const { rows } = await db.query<{
+    kind: string;
+    action: string;
+    subject: string;
+    actor: string;
+    org_id: string;
+    attributes: unknown;
+  }>(
     "SELECT kind, action, subject, actor, org_id, attributes FROM identity.audit_outbox ORDER BY occurred_at",
   );
   await db.end();
   const kinds = rows.map((r) => `${r.kind}/${r.action}`);
   t.true(kinds.includes("identity.org/created"));
   t.true(kinds.includes("identity.principal/created"));
-  const forToken = rows.filter((r) => r.subject === created.tokenInfo!.id).map((r) => `${r.kind}/${r.action}/${r.actor}`);
-  t.deepEqual(forToken, [`identity.token/created/${admin.id}`, `identity.token/revoked/${admin.id}`]);
+  const forToken = rows
+    .filter((r) => r.subject === created.tokenInfo!.id)
+    .map((r) => `${r.kind}/${r.action}/${r.actor}`);
+  t.deepEqual(forToken, [
+    `identity.token/created/${admin.id}`,
+    `identity.token/revoked/${admin.id}`,
+  ]);
   t.false(JSON.stringify(rows).includes(parseToken(created.token)!.secret));
 });

@@ -2,7 +2,13 @@ import test from "ava";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import * as grpc from "@grpc/grpc-js";
-import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import {
+  create,
+  fromBinary,
+  toBinary,
+  type DescMessage,
+  type MessageShape,
+} from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-node";
 import {
@@ -56,11 +62,15 @@ function grpcUnary<I extends DescMessage, O extends DescMessage>(
   const md = new grpc.Metadata();
   for (const [k, v] of Object.entries(metadata)) md.set(k, v);
   return new Promise((resolve, reject) => {
-    (client as unknown as Record<string, (...a: unknown[]) => void>).call!(request, md, (err: Error | null, res: MessageShape<O>) => {
-      client.close();
-      if (err) reject(err);
-      else resolve(res);
-    });
+    (client as unknown as Record<string, (...a: unknown[]) => void>).call!(
+      request,
+      md,
+      (err: Error | null, res: MessageShape<O>) => {
+        client.close();
+        if (err) reject(err);
+        else resolve(res);
+      },
+    );
   });
 }
 
@@ -125,7 +135,9 @@ test("Authenticate over gRPC-Web", async (t) => {
     createGrpcWebTransport({
       baseUrl: h.runtime.server.url,
       httpVersion: "1.1",
-      interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))],
+      interceptors: [
+        (next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req)),
+      ],
     }),
   );
   t.is((await client.authenticate({ token })).principal?.id, principalId);
@@ -135,7 +147,10 @@ test("in-process: another service's call goes through the in-memory transport, s
   const client = createClient(IdentityService, h.runtime.peer("identity"));
   const res = await client.authenticate({ token });
   t.is(res.principal?.id, principalId);
-  t.true(h.logs.lines.some((l) => l.includes('"caller":"service:identity"')), "the callee saw a service caller");
+  t.true(
+    h.logs.lines.some((l) => l.includes('"caller":"service:identity"')),
+    "the callee saw a service caller",
+  );
 });
 
 test("/healthz, /readyz and /metrics answer plain HTTP/1.1", async (t) => {
@@ -145,6 +160,9 @@ test("/healthz, /readyz and /metrics answer plain HTTP/1.1", async (t) => {
   t.is(ready.status, 200);
   t.deepEqual(await ready.json(), { ready: true, checks: { postgres: "ok", redis: "ok" } });
   const metrics = await (await fetch(`${base}/metrics`)).text();
-  t.regex(metrics, /airlock_rpc_requests_total\{method="airlock.identity.v1.IdentityService\/Bootstrap",code="ok"\} 1/);
+  t.regex(
+    metrics,
+    /airlock_rpc_requests_total\{method="airlock.identity.v1.IdentityService\/Bootstrap",code="ok"\} 1/,
+  );
   t.regex(metrics, /process_cpu_seconds_total/);
 });

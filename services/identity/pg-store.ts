@@ -1,4 +1,5 @@
 import type { AuditEvent, AuditEvents } from "../kit/audit-events.js";
+import { conflict } from "../kit/errors.js";
 import { inTransaction, type Pool, type Queryable } from "../kit/pg.js";
 import type {
   IdentityStore,
@@ -9,6 +10,8 @@ import type {
   TokenCursor,
   TokenRecord,
 } from "./store.js";
+
+const uniqueViolation = "23505";
 
 const principalColumns = `p.id, p.kind, p.display_name, p.email, p.owner_id, p.groups, p.roles,
   p.workspace, p.repositories, p.created_at, o.id AS org_id, o.name AS org_name`;
@@ -112,6 +115,11 @@ export class PgIdentityStore implements IdentityStore {
     await inTransaction(this.pool, async (tx) => {
       await insertPrincipal(tx, principal);
       await this.audit.emit(tx, event);
+    }).catch((err: unknown) => {
+      if ((err as { code?: string }).code === uniqueViolation) {
+        throw conflict("another user of this org already has this email address");
+      }
+      throw err;
     });
     return (await this.getPrincipal(principal.id))!;
   }

@@ -7,7 +7,10 @@ import { mintToken } from "../../services/identity/tokens.js";
  * database: Airlock creates only the first org itself (bootstrap), and the
  * isolation tests need another one.
  */
-export async function insertOrg(databaseUrl: string, name: string): Promise<{ orgId: string; adminId: string; token: string }> {
+export async function insertOrg(
+  databaseUrl: string,
+  name: string,
+): Promise<{ orgId: string; adminId: string; token: string }> {
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   const orgId = newId("org");
