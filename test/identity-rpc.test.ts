@@ -81,7 +81,7 @@ test("a token authenticates until revoked, then fails with unauthenticated at on
   const created = await h.client(admin.token).createToken({ name: "short" });
   t.is(
     (await h.client(created.token).authenticate({ token: created.token })).tokenId,
-    created.tokenInfo?.id,
+    created.tokenInfo!.id,
   );
   const revoked = await h.client(admin.token).revokeToken({ tokenId: created.tokenInfo!.id });
   t.truthy(revoked.tokenInfo?.revokeTime);

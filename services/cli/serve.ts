@@ -1,14 +1,12 @@
 import { flagsToEnv } from "../kit/config.js";
 import { serviceNames } from "../kit/runtime-config.js";
 import { startRuntime } from "../kit/runtime.js";
-import type { ServiceFactory } from "../kit/service-module.js";
-import { createIdentityService } from "../identity/run.js";
+import type { ServiceDefinition } from "../kit/service-module.js";
+import { identityDefinition } from "../identity/run.js";
 import { UsageError } from "./output.js";
 
 /** The services this build can host, in start order: identity first, the others authenticate through it. */
-export const buildableServices: readonly { name: string; create: ServiceFactory }[] = [
-  { name: "identity", create: createIdentityService },
-];
+export const buildableServices: readonly ServiceDefinition[] = [identityDefinition];
 
 /**
  * `airlock serve` hosts every service in one process; `airlock serve NAME…`

@@ -17,14 +17,14 @@ import { createRegistry, observeInterceptor } from "./metrics.js";
 import { createPool, type Pool } from "./pg.js";
 import { readRuntimeConfig, type RuntimeConfig } from "./runtime-config.js";
 import { generateServiceSecret, ServiceCredentials } from "./service-credentials.js";
-import type { Platform, ServiceFactory, ServiceModule } from "./service-module.js";
+import type { Platform, ServiceDefinition, ServiceModule } from "./service-module.js";
 import { MemoryCache, RedisCache, type SharedCache } from "./shared-cache.js";
 import { startServer, type RunningServer } from "./server.js";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 
 export interface RuntimeOptions {
   /** The services this process hosts, in start order (identity first). */
-  services: readonly { name: string; create: ServiceFactory }[];
+  services: readonly ServiceDefinition[];
   /** True when other processes host the other services. */
   split: boolean;
   env: Env;
@@ -47,6 +47,7 @@ export interface Runtime {
  */
 export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   const config = readRuntimeConfig(options.env, options.split);
+  const builders = options.services.map((s) => ({ name: s.name, build: s.configure(options.env) }));
   const hosted = options.services.map((s) => s.name);
   const log = createLogger({
     service: hosted.length === 1 ? hosted[0]! : "airlock",
@@ -73,8 +74,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
         : remoteTransport(name, config, credentials);
 
     const platform: Platform = { env: options.env, log, pool, cache, credentials, lifecycle, peer };
-    for (const service of options.services)
-      modules.set(service.name, await service.create(platform));
+    for (const { name, build } of builders) modules.set(name, await build(platform));
 
     const authenticate = [...modules.values()].find((m) => m.authenticate)?.authenticate;
     const registry = createRegistry();

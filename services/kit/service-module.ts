@@ -31,4 +31,12 @@ export interface ServiceModule {
   authenticate?: (token: string) => Promise<AuthenticateResponse>;
 }
 
-export type ServiceFactory = (platform: Platform) => Promise<ServiceModule>;
+/**
+ * A service the runtime can host. `configure` reads and checks the service's
+ * settings before anything is opened, so a bad value stops start-up at once;
+ * the function it returns builds the service on the platform.
+ */
+export interface ServiceDefinition {
+  name: string;
+  configure(env: Env): (platform: Platform) => Promise<ServiceModule>;
+}

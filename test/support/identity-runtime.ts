@@ -2,7 +2,7 @@ import { createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { IdentityService } from "../../gen/airlock/identity/v1/identity_pb.js";
 import { startRuntime, type Runtime } from "../../services/kit/runtime.js";
-import { createIdentityService } from "../../services/identity/run.js";
+import { identityDefinition } from "../../services/identity/run.js";
 import { createTestDatabase, redisUrl } from "./env.js";
 import { LogCapture } from "./log-capture.js";
 
@@ -20,7 +20,7 @@ export async function startIdentity(env: Record<string, string> = {}): Promise<I
   const db = await createTestDatabase();
   const logs = new LogCapture();
   const runtime = await startRuntime({
-    services: [{ name: "identity", create: createIdentityService }],
+    services: [identityDefinition],
     split: false,
     env: {
       DATABASE_URL: db.url,
