@@ -1,0 +1,139 @@
+/**
+ * Authenticate latency and throughput, over the network on loopback, the way
+ * the proxy will call it: identity runs as its own process (`airlock serve
+ * identity`) on the real Postgres and Redis; this process calls it over
+ * HTTP/2 with a service credential.
+ *
+ *   npm run bench            (DATABASE_URL / REDIS_URL as for the tests)
+ *   BENCH_SECONDS=10 BENCH_CONCURRENCY=128 npm run bench
+ */
+import { readFile } from "node:fs/promises";
+import { cpus } from "node:os";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { Redis } from "ioredis";
+import { IdentityService } from "../gen/airlock/identity/v1/identity_pb.js";
+import { ServiceCredentials } from "../services/kit/service-credentials.js";
+import { createTestDatabase, redisUrl, testServiceSecret } from "../test/support/env.js";
+import { spawnAirlock } from "../test/support/process.js";
+
+const seconds = Number(process.env.BENCH_SECONDS ?? 5);
+const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 64);
+const samples = Number(process.env.BENCH_SAMPLES ?? 2000);
+
+const db = await createTestDatabase();
+const secret = testServiceSecret();
+const server = await spawnAirlock(["serve", "identity"], {
+  DATABASE_URL: db.url,
+  REDIS_URL: redisUrl,
+  AIRLOCK_SERVICE_SECRET: secret,
+});
+// The server logs every RPC at info, as in production; drain those lines without parsing them.
+server.child.stdout?.removeAllListeners("data").resume();
+const redis = new Redis(redisUrl);
+try {
+  const transport = (bearer?: string) =>
+    createConnectTransport({
+      baseUrl: server.url,
+      httpVersion: "2",
+      interceptors: bearer
+        ? [(next) => (req) => (req.header.set("authorization", `Bearer ${bearer}`), next(req))]
+        : [],
+    });
+  const admin = await createClient(IdentityService, transport()).bootstrap({
+    orgName: "bench",
+    adminEmail: "bench@bench.test",
+  });
+  const asAdmin = createClient(IdentityService, transport(admin.token));
+  const missTokens: { text: string; id: string }[] = [];
+  for (let i = 0; i < Math.min(samples, 1000); i++) {
+    const created = await asAdmin.createToken({ name: `bench-${i}` });
+    missTokens.push({ text: created.token, id: created.tokenInfo!.id });
+  }
+  const proxy = new ServiceCredentials(secret, "proxy");
+  // One transport (one HTTP/2 connection) for every call, as a service keeps it.
+  const shared = transport(proxy.issue("identity"));
+  const identity = createClient(IdentityService, shared);
+
+  const hitToken = admin.token;
+  for (let i = 0; i < 200; i++) await identity.authenticate({ token: hitToken }); // warm-up: JIT, connection, cache
+  const hit = await timeEach(samples, () => identity.authenticate({ token: hitToken }));
+
+  const miss: number[] = [];
+  for (const token of missTokens) {
+    await redis.del(`airlock:identity:session:${token.id}`);
+    const started = performance.now();
+    await identity.authenticate({ token: token.text });
+    miss.push(performance.now() - started);
+  }
+
+  const cpuBefore = await serverCpuMs(server.child.pid!);
+  const throughput = await runFor(seconds * 1000, concurrency, () =>
+    identity.authenticate({ token: hitToken }),
+  );
+  const cpuPerCall = ((await serverCpuMs(server.child.pid!)) - cpuBefore) / throughput.calls;
+
+  console.log(
+    `Authenticate over HTTP/2 on loopback; identity in its own process; ${cpus().length} CPUs (${cpus()[0]?.model.trim()})`,
+  );
+  console.log("");
+  console.log("| case | calls | p50 ms | p99 ms | mean ms |");
+  console.log("|---|---|---|---|---|");
+  console.log(row("cache hit (Redis), sequential", hit));
+  console.log(row("cache miss (Postgres, then fill), sequential", miss));
+  console.log("");
+  console.log(
+    `throughput, cache hits, ${concurrency} concurrent callers for ${seconds}s: ${Math.round(throughput.calls / (throughput.ms / 1000))} calls/s (${throughput.errors} errors)`,
+  );
+  console.log(
+    `identity's CPU per call under that load: ${(cpuPerCall * 1000).toFixed(0)} µs (the caller shares the machine, so calls/s is a floor)`,
+  );
+} finally {
+  redis.disconnect();
+  await server.stop();
+  await db.drop();
+}
+
+/** User + system CPU time of a process so far, from /proc (clock ticks of 10 ms). */
+async function serverCpuMs(pid: number): Promise<number> {
+  const fields = (await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+async function timeEach(n: number, call: () => Promise<unknown>): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const started = performance.now();
+    await call();
+    out.push(performance.now() - started);
+  }
+  return out;
+}
+
+async function runFor(ms: number, workers: number, call: () => Promise<unknown>) {
+  const until = performance.now() + ms;
+  let calls = 0;
+  let errors = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: workers }, async () => {
+      while (performance.now() < until) {
+        try {
+          await call();
+          calls++;
+        } catch {
+          errors++;
+        }
+      }
+    }),
+  );
+  return { calls, errors, ms: performance.now() - started };
+}
+
+function row(name: string, values: number[]): string {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (q: number) =>
+    sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!.toFixed(3);
+  const mean = (values.reduce((a, b) => a + b, 0) / values.length).toFixed(3);
+  return `| ${name} | ${values.length} | ${at(0.5)} | ${at(0.99)} | ${mean} |`;
+}
