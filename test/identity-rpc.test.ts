@@ -6,6 +6,7 @@ import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { IdentityService, PrincipalKind } from "../gen/airlock/identity/v1/identity_pb.js";
 import { ServiceCredentials } from "../services/kit/service-credentials.js";
 import { formatToken, mintToken, parseToken } from "../services/identity/tokens.js";
+import { code } from "./support/codes.js";
 import { startIdentity, type IdentityHarness } from "./support/identity-runtime.js";
 import { testServiceSecret } from "./support/env.js";
 import { insertOrg } from "./support/orgs.js";
@@ -20,15 +21,6 @@ test.before(async () => {
   admin = { token: res.token, id: res.admin!.id, orgId: res.org!.id };
 });
 test.after.always(async () => h?.close());
-
-async function code(promise: Promise<unknown>): Promise<Code | "ok"> {
-  try {
-    await promise;
-    return "ok";
-  } catch (err) {
-    return ConnectError.from(err).code;
-  }
-}
 
 test("bootstrap made an org-admin whose token authenticates; a second bootstrap is refused", async (t) => {
   const me = await h.client(admin.token).authenticate({ token: admin.token });

@@ -1,6 +1,7 @@
 import test from "ava";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { generateKeyPair } from "jose";
+import { code } from "./support/codes.js";
 import { startIdentity, type IdentityHarness } from "./support/identity-runtime.js";
 import { TestIdp } from "./support/idp.js";
 
@@ -24,15 +25,6 @@ test.after.always(async () => {
   await h?.close();
   await idp?.close();
 });
-
-async function code(promise: Promise<unknown>): Promise<Code | "ok"> {
-  try {
-    await promise;
-    return "ok";
-  } catch (err) {
-    return ConnectError.from(err).code;
-  }
-}
 
 test("first sign-in creates the user from the claims; the session token works; the next sign-in finds them", async (t) => {
   const idToken = await idp.sign({

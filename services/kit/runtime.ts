@@ -99,7 +99,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       interceptors,
       readiness: [
         { name: "postgres", check: () => pool.query("SELECT 1") },
-        { name: "redis", check: () => cache.ping() },
+        { name: config.redisUrl ? "redis" : "in-process cache", check: () => cache.ping() },
       ],
       health,
       registry,
