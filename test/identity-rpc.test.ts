@@ -5,10 +5,12 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { IdentityService, PrincipalKind } from "../gen/airlock/identity/v1/identity_pb.js";
 import { ServiceCredentials } from "../services/kit/service-credentials.js";
+import { RedisCache } from "../services/kit/shared-cache.js";
+import { revocationChannel } from "../services/identity/session-cache.js";
 import { formatToken, mintToken, parseToken } from "../services/identity/tokens.js";
 import { code } from "./support/codes.js";
 import { startIdentity, type IdentityHarness } from "./support/identity-runtime.js";
-import { testServiceSecret } from "./support/env.js";
+import { redisUrl, testServiceSecret } from "./support/env.js";
 import { insertOrg } from "./support/orgs.js";
 
 const secret = testServiceSecret();
@@ -274,4 +276,22 @@ test("every identity change is kept for the audit log, without secrets", async (
     `identity.token/revoked/${admin.id}`,
   ]);
   t.false(JSON.stringify(rows).includes(parseToken(created.token)!.secret));
+});
+
+test("RevokeToken publishes the token id on Redis for in-process caches to drop", async (t) => {
+  const subscriber = new RedisCache(redisUrl);
+  t.teardown(() => subscriber.close());
+  const heard: string[] = [];
+  const unsubscribe = await subscriber.subscribe(revocationChannel, (id) => heard.push(id));
+  const created = await h.client(admin.token).createToken({ name: "published" });
+  await h.client(admin.token).revokeToken({ tokenId: created.tokenInfo!.id });
+  for (let i = 0; i < 100 && !heard.includes(created.tokenInfo!.id); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  t.true(heard.includes(created.tokenInfo!.id));
+  t.false(
+    heard.some((m) => m.includes(parseToken(created.token)!.secret)),
+    "only the id is published",
+  );
+  await unsubscribe();
 });

@@ -54,14 +54,18 @@ export class RedisCache implements SharedCache {
   }
 
   /** Resolves once connected, or rejects with a message naming what failed (never the URL's password). */
-  async ready(timeoutMs = 5000): Promise<void> {
-    if (this.client.status === "ready") return;
+  ready(timeoutMs = 5000): Promise<void> {
+    return RedisCache.whenReady(this.client, timeoutMs);
+  }
+
+  private static async whenReady(client: Redis, timeoutMs: number): Promise<void> {
+    if (client.status === "ready") return;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
-        () => reject(new Error("Redis did not answer within " + timeoutMs + "ms")),
+        () => reject(new Error(`Redis did not answer within ${timeoutMs}ms`)),
         timeoutMs,
       );
-      this.client.once("ready", () => {
+      client.once("ready", () => {
         clearTimeout(timer);
         resolve();
       });
@@ -108,6 +112,7 @@ export class RedisCache implements SharedCache {
       });
     }
     const subscriber = this.subscriber;
+    await RedisCache.whenReady(subscriber, 5000);
     let set = this.handlers.get(channel);
     if (!set) {
       set = new Set();
