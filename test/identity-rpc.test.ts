@@ -6,7 +6,7 @@ import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { IdentityService, PrincipalKind } from "../gen/airlock/identity/v1/identity_pb.js";
 import { ServiceCredentials } from "../services/kit/service-credentials.js";
 import { RedisCache } from "../services/kit/shared-cache.js";
-import { revocationChannel } from "../services/identity/session-cache.js";
+import { revocationChannel } from "../services/kit/remote-authenticator.js";
 import { formatToken, mintToken, parseToken } from "../services/identity/tokens.js";
 import { code } from "./support/codes.js";
 import { startIdentity, type IdentityHarness } from "./support/identity-runtime.js";

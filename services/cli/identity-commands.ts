@@ -14,10 +14,16 @@ import {
   type TokenInfo,
 } from "../../gen/airlock/identity/v1/identity_pb.js";
 import { parseDuration } from "../kit/config.js";
-import { connect, type ClientOptions } from "./client.js";
+import { PolicyService } from "../../gen/airlock/policy/v1/policy_pb.js";
+import { connect, describeFailure, type ClientOptions } from "./client.js";
+import { starterBundle } from "./policy-commands.js";
 import { UsageError, type Output } from "./output.js";
 
-/** `airlock bootstrap`: creates the first org and admin; the token goes to stdout, once. */
+/**
+ * `airlock bootstrap`: creates the first org and admin, and applies the
+ * starter policy bundle so the admin can work at once; the admin token goes
+ * to stdout, once.
+ */
 export async function bootstrap(
   opts: ClientOptions,
   out: Output,
@@ -29,10 +35,22 @@ export async function bootstrap(
     orgName: flags.org,
     adminEmail: flags.admin,
   });
+  // The token exists now: whatever happens to the policy, it must still be printed.
+  const starter = await connect(PolicyService, { ...opts, token: res.token })
+    .applyBundle({ orgId: res.org!.id, bundle: starterBundle() })
+    .then(
+      (applied) =>
+        `applied the starter policy: ${applied.added.length} rules from deploy/policies/starter.csv`,
+    )
+    .catch((err: unknown) => {
+      process.exitCode = 1;
+      return `could not apply the starter policy (${describeFailure(err, opts.url)}); apply it with: airlock policy apply deploy/policies/starter.csv`;
+    });
   out.result(toJson(BootstrapResponseSchema, res), () => {
     out.note(
       `created org ${res.org?.name} (${res.org?.id}) and admin ${res.admin?.email} (${res.admin?.id})`,
     );
+    out.note(starter);
     out.note("the admin token below is shown once: keep it (export AIRLOCK_TOKEN=…)");
     return res.token;
   });

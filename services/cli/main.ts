@@ -2,6 +2,7 @@ import { parseArgs } from "node:util";
 import { ConfigError } from "../kit/config.js";
 import { describeFailure, type ClientOptions } from "./client.js";
 import * as identity from "./identity-commands.js";
+import * as policy from "./policy-commands.js";
 import { Output, UsageError } from "./output.js";
 import { serve } from "./serve.js";
 
@@ -18,6 +19,11 @@ const usage = `usage: airlock <command> [options]
   token revoke TOKEN_ID
   agent create NAME [--owner ID] [--workspace W] [--repo PATTERN]... [--role R]...
   service-account create NAME [--role R]...
+  policy apply FILE [--dry-run] [--org ORG_ID]
+                              replace the org's rules with a bundle (see deploy/policies/)
+  policy check SUBJECT OBJECT ACTION --org ORG_ID
+                              the decision and the rule that made it (exit 3 on deny)
+  policy list [--org ORG_ID]  the org's rules
 
 common options:
   --url URL      server (AIRLOCK_URL, default http://127.0.0.1:4001)
@@ -50,6 +56,7 @@ const options = {
   "redis-url": { type: "string" },
   "service-secret": { type: "string" },
   "log-level": { type: "string" },
+  "dry-run": { type: "boolean" },
 } as const;
 
 async function main(argv: string[], client: ClientOptions): Promise<void> {
@@ -107,6 +114,15 @@ async function main(argv: string[], client: ClientOptions): Promise<void> {
     case "service-account create":
       needsToken();
       return identity.principalCreate(client, out, "service-account", rest[0], flags);
+    case "policy apply":
+      needsToken();
+      return policy.policyApply(client, out, rest[0], flags);
+    case "policy check":
+      needsToken();
+      return policy.policyCheck(client, out, rest, flags);
+    case "policy list":
+      needsToken();
+      return policy.policyList(client, out, flags);
     default:
       throw new UsageError(`unknown command: ${positionals.join(" ")}\n\n${usage}`);
   }

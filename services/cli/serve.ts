@@ -3,10 +3,14 @@ import { serviceNames } from "../kit/runtime-config.js";
 import { startRuntime } from "../kit/runtime.js";
 import type { ServiceDefinition } from "../kit/service-module.js";
 import { identityDefinition } from "../identity/run.js";
+import { policyDefinition } from "../policy/run.js";
 import { UsageError } from "./output.js";
 
 /** The services this build can host, in start order: identity first, the others authenticate through it. */
-export const buildableServices: readonly ServiceDefinition[] = [identityDefinition];
+export const buildableServices: readonly ServiceDefinition[] = [
+  identityDefinition,
+  policyDefinition,
+];
 
 /**
  * `airlock serve` hosts every service in one process; `airlock serve NAME…`

@@ -1,3 +1,4 @@
+import { revocationChannel } from "../kit/remote-authenticator.js";
 import type { SharedCache } from "../kit/shared-cache.js";
 import type { PrincipalRecord, TokenRecord } from "./store.js";
 
@@ -6,9 +7,6 @@ export interface Session {
   token: Pick<TokenRecord, "id" | "secretSha256" | "scopes" | "expiresAt">;
   principal: PrincipalRecord;
 }
-
-/** Other replicas (and the proxy's in-process cache) listen here for revoked token ids. */
-export const revocationChannel = "airlock:identity:revoked";
 
 const key = (tokenId: string) => `airlock:identity:session:${tokenId}`;
 const tombstoneKey = (tokenId: string) => `airlock:identity:revoked:${tokenId}`;

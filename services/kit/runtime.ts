@@ -1,4 +1,5 @@
 import {
+  createClient,
   createRouterTransport,
   type ConnectRouter,
   type Interceptor,
@@ -9,7 +10,7 @@ import type { DestinationStream } from "pino";
 import { authInterceptor, serviceCredentialInterceptor } from "./auth.js";
 import { ConfigError, redactUrl, type Env } from "./config.js";
 import { startEmbeddedPostgres } from "./embedded-pg.js";
-import { errorInterceptor, unauthenticated } from "./errors.js";
+import { errorInterceptor } from "./errors.js";
 import { HealthStatus, healthService } from "./health.js";
 import { Lifecycle } from "./lifecycle.js";
 import { createLogger, type Logger } from "./log.js";
@@ -21,6 +22,11 @@ import type { Platform, ServiceDefinition, ServiceModule } from "./service-modul
 import { MemoryCache, RedisCache, type SharedCache } from "./shared-cache.js";
 import { startServer, type RunningServer } from "./server.js";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
+import {
+  IdentityService,
+  type AuthenticateResponse,
+} from "../../gen/airlock/identity/v1/identity_pb.js";
+import { RemoteAuthenticator } from "./remote-authenticator.js";
 
 export interface RuntimeOptions {
   /** The services this process hosts, in start order (identity first). */
@@ -76,7 +82,9 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     const platform: Platform = { env: options.env, log, pool, cache, credentials, lifecycle, peer };
     for (const { name, build } of builders) modules.set(name, await build(platform));
 
-    const authenticate = [...modules.values()].find((m) => m.authenticate)?.authenticate;
+    const authenticate =
+      [...modules.values()].find((m) => m.authenticate)?.authenticate ??
+      (await remoteAuthentication(peer, cache, lifecycle));
     const registry = createRegistry();
     const health = new HealthStatus([...modules.values()].flatMap((m) => m.serviceNames));
     interceptors.push(
@@ -85,8 +93,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       authInterceptor({
         audiences: hosted,
         credentials,
-        // Until a service that is not identity runs alone, identity is always in-process.
-        authenticate: authenticate ?? (() => Promise.reject(unauthenticated())),
+        authenticate,
         publicRpcs: [Health.typeName, ...[...modules.values()].flatMap((m) => m.publicRpcs)],
       }),
     );
@@ -113,6 +120,18 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     await lifecycle.stop();
     throw err;
   }
+}
+
+/** For a process without identity: principals' tokens are resolved by the identity service. */
+async function remoteAuthentication(
+  peer: (name: string) => Transport,
+  cache: SharedCache,
+  lifecycle: Lifecycle,
+): Promise<(token: string) => Promise<AuthenticateResponse>> {
+  const remote = new RemoteAuthenticator(createClient(IdentityService, peer("identity")), cache);
+  await remote.start();
+  lifecycle.onStop("remote authenticator", () => remote.stop());
+  return (token) => remote.authenticate(token);
 }
 
 async function openPostgres(

@@ -99,6 +99,7 @@ export type Rule = Message<"airlock.policy.v1.Rule"> & {
 
   /**
    * The rule as a bundle line, e.g. "p, role:developer, model:openai/*, invoke, allow".
+   * Always set in answers; in requests, either this or the structured rule.
    *
    * @generated from field: string text = 2;
    */
@@ -387,7 +388,7 @@ export type RemoveRulesRequest = Message<"airlock.policy.v1.RemoveRulesRequest">
   orgId: string;
 
   /**
-   * The rules, by content (or by id alone).
+   * The rules, by content.
    *
    * @generated from field: repeated airlock.policy.v1.Rule rules = 2;
    */
