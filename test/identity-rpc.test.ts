@@ -9,12 +9,12 @@ import { RedisCache } from "../services/kit/shared-cache.js";
 import { revocationChannel } from "../services/kit/remote-authenticator.js";
 import { formatToken, mintToken, parseToken } from "../services/identity/tokens.js";
 import { code } from "./support/codes.js";
-import { startIdentity, type IdentityHarness } from "./support/identity-runtime.js";
+import { startIdentity, type Harness } from "./support/runtime.js";
 import { redisUrl, testServiceSecret } from "./support/env.js";
 import { insertOrg } from "./support/orgs.js";
 
 const secret = testServiceSecret();
-let h: IdentityHarness;
+let h: Harness;
 let admin: { token: string; id: string; orgId: string };
 
 test.before(async () => {

@@ -21,10 +21,10 @@ import {
   HealthCheckResponseSchema,
   HealthCheckResponse_ServingStatus as Status,
 } from "../gen/grpc/health/v1/health_pb.js";
-import { startIdentity, type IdentityHarness } from "./support/identity-runtime.js";
+import { startIdentity, type Harness } from "./support/runtime.js";
 
 const run = promisify(execFile);
-let h: IdentityHarness;
+let h: Harness;
 let token: string;
 let principalId: string;
 

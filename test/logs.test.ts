@@ -3,7 +3,7 @@ import { ConnectError } from "@connectrpc/connect";
 import { ServiceCredentials } from "../services/kit/service-credentials.js";
 import { parseToken } from "../services/identity/tokens.js";
 import { testServiceSecret } from "./support/env.js";
-import { startIdentity } from "./support/identity-runtime.js";
+import { startIdentity } from "./support/runtime.js";
 import { TestIdp } from "./support/idp.js";
 
 test("no token, secret or ID token appears in any log line, whatever the calls and their failures", async (t) => {

@@ -2,11 +2,11 @@ import test from "ava";
 import { Code } from "@connectrpc/connect";
 import { generateKeyPair } from "jose";
 import { code } from "./support/codes.js";
-import { startIdentity, type IdentityHarness } from "./support/identity-runtime.js";
+import { startIdentity, type Harness } from "./support/runtime.js";
 import { TestIdp } from "./support/idp.js";
 
 let idp: TestIdp;
-let h: IdentityHarness;
+let h: Harness;
 let bootstrapAdminId: string;
 
 test.before(async () => {

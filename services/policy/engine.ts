@@ -1,16 +1,9 @@
+import { parsePolicyChange, policyChangedChannel } from "../kit/decision-cache.js";
 import type { Logger } from "../kit/log.js";
 import type { SharedCache } from "../kit/shared-cache.js";
 import { OrgPolicy } from "./model.js";
 import type { PolicyStore } from "./store.js";
 
-/** Every replica, and every caller's decision cache, hears `<org id> <version>` here after a change. */
-export const policyChangedChannel = "airlock:policy:changed";
-
-export function parseChange(message: string): { orgId: string; version: bigint } | undefined {
-  const [orgId, version] = message.split(" ");
-  if (!orgId || !version || !/^\d+$/.test(version)) return undefined;
-  return { orgId, version: BigInt(version) };
-}
 
 /**
  * The loaded policies of the orgs this replica has decided for. A change made
@@ -30,7 +23,7 @@ export class PolicyEngine {
 
   async start(catchUpEveryMs: number): Promise<void> {
     this.unsubscribe = await this.cache.subscribe(policyChangedChannel, (message) => {
-      const change = parseChange(message);
+      const change = parsePolicyChange(message);
       if (change) void this.drop(change.orgId, change.version);
     });
     this.timer = setInterval(() => void this.catchUp(), catchUpEveryMs);

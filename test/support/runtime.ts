@@ -1,26 +1,38 @@
+import type { DescService } from "@bufbuild/protobuf";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { IdentityService } from "../../gen/airlock/identity/v1/identity_pb.js";
 import { startRuntime, type Runtime } from "../../services/kit/runtime.js";
 import { identityDefinition } from "../../services/identity/run.js";
+import type { ServiceDefinition } from "../../services/kit/service-module.js";
 import { createTestDatabase, redisUrl } from "./env.js";
 import { LogCapture } from "./log-capture.js";
 
-export interface IdentityHarness {
+export interface Harness {
   runtime: Runtime;
   logs: LogCapture;
   databaseUrl: string;
   /** An identity client over the network, calling with `token` (or none). */
   client(token?: string, httpVersion?: "1.1" | "2"): Client<typeof IdentityService>;
+  /** A client of any hosted service over the network, calling with `token` (or none). */
+  connect<S extends DescService>(service: S, token?: string): Client<S>;
   close(): Promise<void>;
 }
 
 /** Identity alone in this process on a port of its own, over a fresh database and the real Redis. */
-export async function startIdentity(env: Record<string, string> = {}): Promise<IdentityHarness> {
+export function startIdentity(env: Record<string, string> = {}): Promise<Harness> {
+  return startServices([identityDefinition], env);
+}
+
+/** `services` in this process, as all-in-one hosts them, over a fresh database and the real Redis. */
+export async function startServices(
+  services: readonly ServiceDefinition[],
+  env: Record<string, string> = {},
+): Promise<Harness> {
   const db = await createTestDatabase();
   const logs = new LogCapture();
   const runtime = await startRuntime({
-    services: [identityDefinition],
+    services,
     split: false,
     env: {
       DATABASE_URL: db.url,
@@ -32,24 +44,33 @@ export async function startIdentity(env: Record<string, string> = {}): Promise<I
     },
     logDestination: logs,
   });
+  const clientOf = <S extends DescService>(
+    service: S,
+    token: string | undefined,
+    httpVersion: "1.1" | "2",
+  ) =>
+    createClient(
+      service,
+      createConnectTransport({
+        baseUrl: runtime.server.url,
+        httpVersion,
+        interceptors: [
+          (next) => (req) => {
+            if (token !== undefined) req.header.set("authorization", `Bearer ${token}`);
+            return next(req);
+          },
+        ],
+      }),
+    );
   return {
     runtime,
     logs,
     databaseUrl: db.url,
     client(token, httpVersion = "2") {
-      return createClient(
-        IdentityService,
-        createConnectTransport({
-          baseUrl: runtime.server.url,
-          httpVersion,
-          interceptors: [
-            (next) => (req) => {
-              if (token !== undefined) req.header.set("authorization", `Bearer ${token}`);
-              return next(req);
-            },
-          ],
-        }),
-      );
+      return clientOf(IdentityService, token, httpVersion);
+    },
+    connect(service, token) {
+      return clientOf(service, token, "2");
     },
     async close() {
       await runtime.stop();
