@@ -1,0 +1,147 @@
+/**
+ * Policy Check latency with 10,000 rules loaded:
+ * - in process: a decision by the org's Casbin enforcer (uncached), and a
+ *   repeat answered by the callers' DecisionCache (cached);
+ * - over loopback: the Check RPC against `airlock serve identity policy` in its
+ *   own process, on the real Postgres and Redis.
+ * The 10,000 rules sit in the org that is asked, spread over 100 roles; a
+ * second line puts them all on the one role asked (Casbin then scans them
+ * one by one).
+ *
+ *   npm run bench:policy
+ */
+import { cpus } from "node:os";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { IdentityService } from "../gen/airlock/identity/v1/identity_pb.js";
+import { PolicyService } from "../gen/airlock/policy/v1/policy_pb.js";
+import { DecisionCache } from "../services/kit/decision-cache.js";
+import { ServiceCredentials } from "../services/kit/service-credentials.js";
+import { MemoryCache } from "../services/kit/shared-cache.js";
+import { OrgPolicy } from "../services/policy/model.js";
+import { parseBundle } from "../services/policy/rules.js";
+import { starterBundle } from "../services/cli/policy-commands.js";
+import { createTestDatabase, redisUrl, testServiceSecret } from "../test/support/env.js";
+import { spawnAirlock } from "../test/support/process.js";
+
+const ruleCount = 10_000;
+const samples = Number(process.env.BENCH_SAMPLES ?? 300);
+const bundle = [
+  starterBundle(),
+  ...Array.from(
+    { length: ruleCount },
+    (_, i) => `p, role:team-${i % 100}, model:vendor-${i}/*, invoke, allow`,
+  ),
+].join("\n");
+const asked = {
+  subject: "role:org-admin",
+  object: "model:anthropic/claude-sonnet-4",
+  action: "invoke",
+};
+const rows: string[] = [];
+
+// In process, uncached: every call runs the Casbin enforcer over the org's rules.
+const rules = parseBundle(bundle).rules;
+const whole = await OrgPolicy.load("org_bench", 1n, rules);
+rows.push(
+  row(
+    `in process, uncached (Casbin enforce), ${rules.length} rules in the org`,
+    await timeEach(samples, () => whole.decide([asked.subject], asked.object, asked.action)),
+  ),
+);
+// The worst case: all 10,000 rules on the one role that is asked.
+const oneRole = await OrgPolicy.load(
+  "org_bench",
+  1n,
+  parseBundle(
+    Array.from(
+      { length: ruleCount },
+      (_, i) => `p, role:busy, model:vendor-${i}/*, invoke, allow`,
+    ).join("\n"),
+  ).rules,
+);
+rows.push(
+  row(
+    `in process, uncached, all ${ruleCount} rules on the subject asked (worst case)`,
+    await timeEach(Math.ceil(samples / 10), () =>
+      oneRole.decide(["role:busy"], asked.object, asked.action),
+    ),
+  ),
+);
+
+// Over loopback, against a real policy service holding the same rules.
+const db = await createTestDatabase();
+const secret = testServiceSecret();
+const server = await spawnAirlock(["serve", "identity", "policy"], {
+  DATABASE_URL: db.url,
+  REDIS_URL: redisUrl,
+  AIRLOCK_SERVICE_SECRET: secret,
+});
+server.child.stdout?.removeAllListeners("data").resume();
+try {
+  const transport = (token?: string) =>
+    createConnectTransport({
+      baseUrl: server.url,
+      httpVersion: "2",
+      interceptors: token
+        ? [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))]
+        : [],
+    });
+  const boot = await createClient(IdentityService, transport()).bootstrap({
+    orgName: "bench",
+    adminEmail: "bench@bench.test",
+  });
+  await createClient(PolicyService, transport(boot.token)).applyBundle({
+    orgId: boot.org!.id,
+    bundle,
+  });
+  // Asked as the proxy asks: with a service credential.
+  const policy = createClient(
+    PolicyService,
+    transport(new ServiceCredentials(secret, "proxy").issue("policy")),
+  );
+  const request = { ...asked, orgId: boot.org!.id };
+  for (let i = 0; i < 20; i++) await policy.check(request);
+  rows.push(
+    row(
+      `over loopback, uncached (Check RPC), ${rules.length} rules in the org`,
+      await timeEach(samples, () => policy.check(request)),
+    ),
+  );
+
+  const cache = new DecisionCache(policy, new MemoryCache());
+  await cache.check(request);
+  rows.push(
+    row(
+      "in process, cached (DecisionCache hit)",
+      await timeEach(samples * 100, () => cache.check(request)),
+    ),
+  );
+} finally {
+  await server.stop();
+  await db.drop();
+}
+
+console.log(`Policy Check; ${cpus().length} CPUs (${cpus()[0]?.model.trim()})`);
+console.log("");
+console.log("| case | calls | p50 ms | p99 ms | mean ms |");
+console.log("|---|---|---|---|---|");
+for (const r of rows) console.log(r);
+
+async function timeEach(n: number, call: () => Promise<unknown>): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const started = performance.now();
+    await call();
+    out.push(performance.now() - started);
+  }
+  return out;
+}
+
+function row(name: string, values: number[]): string {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (q: number) =>
+    sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!.toFixed(3);
+  const mean = (values.reduce((a, b) => a + b, 0) / values.length).toFixed(3);
+  return `| ${name} | ${values.length} | ${at(0.5)} | ${at(0.99)} | ${mean} |`;
+}

@@ -1,0 +1,69 @@
+import test from "ava";
+import { createClient, type Client } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { IdentityService } from "../gen/airlock/identity/v1/identity_pb.js";
+import { PolicyService } from "../gen/airlock/policy/v1/policy_pb.js";
+import { starterBundle } from "../services/cli/policy-commands.js";
+import { createTestDatabase, redisUrl, testServiceSecret } from "./support/env.js";
+import { spawnAirlock, type AirlockProcess } from "./support/process.js";
+
+function client<S extends typeof IdentityService | typeof PolicyService>(
+  service: S,
+  url: string,
+  token?: string,
+): Client<S> {
+  return createClient(
+    service,
+    createConnectTransport({
+      baseUrl: url,
+      httpVersion: "2",
+      interceptors: token
+        ? [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))]
+        : [],
+    }),
+  );
+}
+
+test("a rule removed through one policy replica stops allowing on the other within one second", async (t) => {
+  const db = await createTestDatabase();
+  const env = {
+    DATABASE_URL: db.url,
+    REDIS_URL: redisUrl,
+    AIRLOCK_SERVICE_SECRET: testServiceSecret(),
+  };
+  const processes: AirlockProcess[] = [];
+  t.teardown(async () => {
+    await Promise.all(processes.map((p) => p.stop()));
+    await db.drop();
+  });
+  // Replica A also hosts identity; replica B hosts policy alone and authenticates through A.
+  const a = await spawnAirlock(["serve", "identity", "policy"], env);
+  processes.push(a);
+  const b = await spawnAirlock(["serve", "policy"], { ...env, AIRLOCK_IDENTITY_URL: a.url });
+  processes.push(b);
+
+  const boot = await client(IdentityService, a.url).bootstrap({
+    orgName: "replicated",
+    adminEmail: "admin@replicated.test",
+  });
+  const orgId = boot.org!.id;
+  await client(PolicyService, a.url, boot.token).applyBundle({ orgId, bundle: starterBundle() });
+  const rule = { text: "p, role:developer, model:mistral/*, invoke, allow" };
+  await client(PolicyService, a.url, boot.token).addRules({ rules: [rule] });
+  const onB = () =>
+    client(PolicyService, b.url, boot.token).check({
+      subject: "role:developer",
+      orgId,
+      object: "model:mistral/large",
+      action: "invoke",
+    });
+  t.true((await onB()).allowed, "B sees the rule added through A");
+
+  await client(PolicyService, a.url, boot.token).removeRules({ rules: [rule] });
+  const removedAt = performance.now();
+  let allowed = true;
+  while (allowed && performance.now() - removedAt < 1000) allowed = (await onB()).allowed;
+  const ms = performance.now() - removedAt;
+  t.false(allowed, `B still allowed ${ms.toFixed(0)} ms after the removal`);
+  t.log(`B denied ${ms.toFixed(1)} ms after RemoveRules returned on A`);
+});
