@@ -1,5 +1,9 @@
 import type { Client } from "@connectrpc/connect";
-import type { CheckRequest, CheckResponse, PolicyService } from "../../gen/airlock/policy/v1/policy_pb.js";
+import type {
+  CheckRequest,
+  CheckResponse,
+  PolicyService,
+} from "../../gen/airlock/policy/v1/policy_pb.js";
 import type { SharedCache } from "./shared-cache.js";
 
 /** The policy service publishes `<org id> <version>` here after every change. */
@@ -29,7 +33,10 @@ export class DecisionCache {
   constructor(
     private readonly policy: Client<typeof PolicyService>,
     private readonly cache: SharedCache,
-    private readonly options: { ttlMs: number; maxPerOrg: number } = { ttlMs: 60_000, maxPerOrg: 50_000 },
+    private readonly options: { ttlMs: number; maxPerOrg: number } = {
+      ttlMs: 60_000,
+      maxPerOrg: 50_000,
+    },
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -44,7 +51,9 @@ export class DecisionCache {
     await this.unsubscribe?.();
   }
 
-  async check(request: Pick<CheckRequest, "subject" | "orgId" | "object" | "action">): Promise<CheckResponse> {
+  async check(
+    request: Pick<CheckRequest, "subject" | "orgId" | "object" | "action">,
+  ): Promise<CheckResponse> {
     const key = `${request.subject}\n${request.object}\n${request.action}`;
     const hit = this.orgs.get(request.orgId)?.decisions.get(key);
     if (hit && hit.expires > this.now()) return hit.answer;

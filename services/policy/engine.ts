@@ -4,7 +4,6 @@ import type { SharedCache } from "../kit/shared-cache.js";
 import { OrgPolicy } from "./model.js";
 import type { PolicyStore } from "./store.js";
 
-
 /**
  * The loaded policies of the orgs this replica has decided for. A change made
  * here or on another replica drops the org's policy at once (Redis pub/sub),

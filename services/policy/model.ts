@@ -35,8 +35,13 @@ export interface Decision {
 
 async function enforcer(): Promise<Enforcer> {
   const e = await newEnforcer(newModelFromString(casbinModel));
-  await e.addFunction("actionMatch", (action: string, ruleAction: string) => ruleAction === "*" || ruleAction === action);
-  await e.addFunction("objectMatch", (object: string, pattern: string) => objectMatches(pattern, object));
+  await e.addFunction(
+    "actionMatch",
+    (action: string, ruleAction: string) => ruleAction === "*" || ruleAction === action,
+  );
+  await e.addFunction("objectMatch", (object: string, pattern: string) =>
+    objectMatches(pattern, object),
+  );
   return e;
 }
 
@@ -69,7 +74,11 @@ export class OrgPolicy {
     }
   }
 
-  static async load(orgId: string, version: bigint, rules: readonly PolicyRule[]): Promise<OrgPolicy> {
+  static async load(
+    orgId: string,
+    version: bigint,
+    rules: readonly PolicyRule[],
+  ): Promise<OrgPolicy> {
     const roles = await enforcer();
     const links = rules.filter((r) => r.kind === "g").map((r) => [r.member, r.role, orgId]);
     if (links.length) await roles.addNamedGroupingPolicies("g", links);
@@ -82,7 +91,8 @@ export class OrgPolicy {
     let all = this.expansions.get(key);
     if (!all) {
       const set = new Set(subjects);
-      for (const s of subjects) for (const role of await this.roles.getImplicitRolesForUser(s, this.orgId)) set.add(role);
+      for (const s of subjects)
+        for (const role of await this.roles.getImplicitRolesForUser(s, this.orgId)) set.add(role);
       all = [...set];
       if (this.expansions.size > 10_000) this.expansions.clear();
       this.expansions.set(key, all);
@@ -98,12 +108,26 @@ export class OrgPolicy {
       if (!e) continue;
       const [allowed, explain] = e.enforceExSync(subject, this.orgId, object, action);
       if (explain.length === 0) continue;
-      const [, , ruleObject, ruleAction, effect] = explain as [string, string, string, PermissionRule["action"], "allow" | "deny"];
-      const rule: PermissionRule = { kind: "p", subject, object: ruleObject, action: ruleAction, effect };
+      const [, , ruleObject, ruleAction, effect] = explain as [
+        string,
+        string,
+        string,
+        PermissionRule["action"],
+        "allow" | "deny",
+      ];
+      const rule: PermissionRule = {
+        kind: "p",
+        subject,
+        object: ruleObject,
+        action: ruleAction,
+        effect,
+      };
       if (!allowed) return { allowed: false, effect: "deny", rule };
       allow ??= rule;
     }
-    return allow ? { allowed: true, effect: "allow", rule: allow } : { allowed: false, effect: "none", rule: undefined };
+    return allow
+      ? { allowed: true, effect: "allow", rule: allow }
+      : { allowed: false, effect: "none", rule: undefined };
   }
 
   private enforcerOf(subject: string): Promise<Enforcer> | undefined {
