@@ -22,6 +22,37 @@ test("airlock serve on the embedded default: bootstrap, tokens and agents from t
   const who = await cli("whoami", "--token", token);
   t.is(who.code, 0, who.stderr);
   t.regex(who.stdout, /org-admin/);
+  t.regex(boot.stderr, /applied the starter policy: \d+ rules/);
+  const me = JSON.parse((await cli("whoami", "--json", "--token", token)).stdout) as {
+    id: string;
+    org: { id: string };
+  };
+  const allowed = await cli(
+    "policy",
+    "check",
+    me.id,
+    "model:openai/gpt-4o",
+    "invoke",
+    "--org",
+    me.org.id,
+    "--token",
+    token,
+  );
+  t.is(allowed.code, 0, allowed.stderr);
+  t.is(allowed.stdout.trim(), 'allow: allowed by rule "p, role:org-admin, model:*, *, allow"');
+  const denied = await cli(
+    "policy",
+    "check",
+    me.id,
+    "audit:content",
+    "read",
+    "--org",
+    me.org.id,
+    "--token",
+    token,
+  );
+  t.is(denied.code, 3, "a denial exits 3");
+  t.regex(denied.stdout, /^deny: no rule allows usr_\w+ to read audit:content/);
 
   const agent = await cli(
     "agent",
