@@ -79,13 +79,13 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
         ? inProcessTransport(name, (r) => modules.get(name)!.routes(r), interceptors, credentials)
         : remoteTransport(name, config, credentials);
 
-    const platform: Platform = { env: options.env, log, pool, cache, credentials, lifecycle, peer };
+    const registry = createRegistry();
+    const platform: Platform = { env: options.env, log, pool, cache, credentials, lifecycle, registry, peer };
     for (const { name, build } of builders) modules.set(name, await build(platform));
 
     const authenticate =
       [...modules.values()].find((m) => m.authenticate)?.authenticate ??
       (await remoteAuthentication(peer, cache, lifecycle));
-    const registry = createRegistry();
     const health = new HealthStatus([...modules.values()].flatMap((m) => m.serviceNames));
     interceptors.push(
       observeInterceptor(registry, log),

@@ -1,11 +1,10 @@
-import * as http from "node:http";
-import * as http2 from "node:http2";
-import * as net from "node:net";
+import type * as http from "node:http";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Registry } from "prom-client";
 import type { Addr } from "./config.js";
 import type { HealthStatus } from "./health.js";
+import { listenHttp, type HttpResponse } from "./http-listener.js";
 import type { Logger } from "./log.js";
 
 /** A named dependency check for `/readyz`; it throws when the dependency does not answer. */
@@ -35,13 +34,11 @@ export interface RunningServer {
 }
 
 const readinessTimeoutMs = 2000;
-const http2Preface = Buffer.from("PRI * HTTP/2.0");
 
 /**
  * Serves Connect, gRPC and gRPC-Web, plus `/healthz`, `/readyz` and
- * `/metrics`, on one port. The port speaks HTTP/2 (h2c, for gRPC) and
- * HTTP/1.1 (for curl, Kubernetes probes and Prometheus) by looking at the
- * first bytes of each connection: only HTTP/2 starts with its preface.
+ * `/metrics`, on one port speaking HTTP/2 (h2c, for gRPC) and HTTP/1.1 (for
+ * curl, Kubernetes probes and Prometheus).
  */
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const shutdown = new AbortController();
@@ -51,92 +48,33 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     readMaxBytes: options.maxMessageBytes ?? 4 * 1024 * 1024,
     shutdownSignal: shutdown.signal,
   });
-  let inFlight = 0;
-  let idle: (() => void) | undefined;
-
-  const handler = (
-    req: http.IncomingMessage | http2.Http2ServerRequest,
-    res: http.ServerResponse | http2.Http2ServerResponse,
-  ) => {
-    inFlight++;
-    res.once("close", () => {
-      inFlight--;
-      if (inFlight === 0) idle?.();
-    });
+  const listener = await listenHttp(options.addr, (req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     if (req.method === "GET" && path === "/healthz")
       return void send(res, 200, "text/plain", "ok\n");
     if (req.method === "GET" && path === "/readyz") return void readyz(options, res);
     if (req.method === "GET" && path === "/metrics") return void metrics(options.registry, res);
     rpc(req as http.IncomingMessage, res as http.ServerResponse);
-  };
-
-  const h1 = http.createServer(handler);
-  const h2 = http2.createServer({}, handler);
-  const sockets = new Set<net.Socket>();
-  const sessions = new Set<http2.Http2Session>();
-  h2.on("session", (session) => {
-    sessions.add(session);
-    session.once("close", () => sessions.delete(session));
   });
-
-  const listener = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
-    socket.once("readable", () => {
-      const head = socket.read(http2Preface.length) ?? socket.read();
-      if (head === null) return void socket.destroy();
-      socket.unshift(head);
-      const isHttp2 = head.subarray(0, 3).equals(http2Preface.subarray(0, 3));
-      (isHttp2 ? h2 : h1).emit("connection", socket);
-    });
-    socket.on("error", () => socket.destroy());
-  });
-
-  await new Promise<void>((resolve, reject) => {
-    listener.once("error", reject);
-    listener.listen(options.addr.port, options.addr.host, () => resolve());
-  });
-  const port = (listener.address() as net.AddressInfo).port;
-  const host = options.addr.host.includes(":") ? `[${options.addr.host}]` : options.addr.host;
-  options.log.info({ addr: `${host}:${port}` }, "rpc server listening");
-
+  options.log.info({ addr: listener.url.slice("http://".length) }, "rpc server listening");
   return {
-    port,
-    url: `http://${host}:${port}`,
+    port: listener.port,
+    url: listener.url,
     async close(drainMs = 10_000) {
       options.health.set(false);
-      listener.close();
-      for (const session of sessions) session.close();
-      h1.closeIdleConnections();
-      if (inFlight > 0) {
-        await Promise.race([
-          new Promise<void>((resolve) => (idle = resolve)),
-          new Promise((resolve) => setTimeout(resolve, drainMs).unref()),
-        ]);
-      }
       // Streams still open after the drain window are told to end, then cut.
-      shutdown.abort();
-      for (const socket of sockets) socket.destroy();
+      await listener.close(drainMs, () => shutdown.abort());
     },
   };
 }
 
-function send(
-  res: http.ServerResponse | http2.Http2ServerResponse,
-  status: number,
-  type: string,
-  body: string,
-): void {
+function send(res: HttpResponse, status: number, type: string, body: string): void {
   res.statusCode = status;
   res.setHeader("content-type", type);
   res.end(body);
 }
 
-async function readyz(
-  options: ServerOptions,
-  res: http.ServerResponse | http2.Http2ServerResponse,
-): Promise<void> {
+async function readyz(options: ServerOptions, res: HttpResponse): Promise<void> {
   const results = await Promise.all(
     options.readiness.map(async ({ name, check }) => {
       try {
@@ -156,10 +94,7 @@ async function readyz(
   );
 }
 
-async function metrics(
-  registry: Registry,
-  res: http.ServerResponse | http2.Http2ServerResponse,
-): Promise<void> {
+async function metrics(registry: Registry, res: HttpResponse): Promise<void> {
   send(res, 200, registry.contentType, await registry.metrics());
 }
 

@@ -1,5 +1,6 @@
 import type { ConnectRouter, Transport } from "@connectrpc/connect";
 import type { AuthenticateResponse } from "../../gen/airlock/identity/v1/identity_pb.js";
+import type { Registry } from "prom-client";
 import type { Env } from "./config.js";
 import type { Lifecycle } from "./lifecycle.js";
 import type { Logger } from "./log.js";
@@ -15,6 +16,8 @@ export interface Platform {
   cache: SharedCache;
   credentials: ServiceCredentials;
   lifecycle: Lifecycle;
+  /** Where services register their Prometheus metrics (served on /metrics). */
+  registry: Registry;
   /** A transport to another service, in-process or over the network, signed with a service credential. */
   peer(name: string): Transport;
 }
