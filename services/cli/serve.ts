@@ -4,6 +4,7 @@ import { startRuntime } from "../kit/runtime.js";
 import type { ServiceDefinition } from "../kit/service-module.js";
 import { identityDefinition } from "../identity/run.js";
 import { policyDefinition } from "../policy/run.js";
+import { proxyDefinition } from "../proxy/run.js";
 import { UsageError } from "./output.js";
 
 /** The services this build can host, in start order: identity first, the others authenticate through it. */

@@ -42,6 +42,8 @@ export interface Runtime {
   server: RunningServer;
   log: Logger;
   config: RuntimeConfig;
+  /** Every port the process serves, by name: `rpc`, and the proxy's `llm`. */
+  endpoints: Record<string, string>;
   /** A transport to a service, signed as this process (used by tests and the CLI's in-process checks). */
   peer(name: string): Transport;
   stop(): Promise<void>;
@@ -80,7 +82,18 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
         : remoteTransport(name, config, credentials);
 
     const registry = createRegistry();
-    const platform: Platform = { env: options.env, log, pool, cache, credentials, lifecycle, registry, peer };
+    const platform: Platform = {
+      env: options.env,
+      log,
+      pool,
+      cache,
+      credentials,
+      lifecycle,
+      registry,
+      peer,
+      dataDir: config.dataDir,
+      shutdownGraceMs: config.shutdownGraceMs,
+    };
     for (const { name, build } of builders) modules.set(name, await build(platform));
 
     const authenticate =
@@ -114,8 +127,12 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     });
     lifecycle.onStop("rpc server", () => server.close(config.shutdownGraceMs));
     health.set(true);
-    log.info({ services: hosted, url: server.url }, "airlock serving");
-    return { server, log, config, peer, stop: () => lifecycle.stop() };
+    const endpoints = Object.assign(
+      { rpc: server.url },
+      ...[...modules.values()].map((m) => m.endpoints ?? {}),
+    ) as Record<string, string>;
+    log.info({ services: hosted, url: server.url, endpoints }, "airlock serving");
+    return { server, log, config, endpoints, peer, stop: () => lifecycle.stop() };
   } catch (err) {
     await lifecycle.stop();
     throw err;

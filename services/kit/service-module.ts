@@ -16,6 +16,10 @@ export interface Platform {
   cache: SharedCache;
   credentials: ServiceCredentials;
   lifecycle: Lifecycle;
+  /** Where the process keeps local state (the embedded database, the proxy's records). */
+  dataDir: string;
+  /** How long a stopping service waits for in-flight calls. */
+  shutdownGraceMs: number;
   /** Where services register their Prometheus metrics (served on /metrics). */
   registry: Registry;
   /** A transport to another service, in-process or over the network, signed with a service credential. */
@@ -30,6 +34,8 @@ export interface ServiceModule {
   routes(router: ConnectRouter): void;
   /** RPCs callable without a credential (see AuthOptions.publicRpcs). */
   publicRpcs: readonly string[];
+  /** Other ports the service listens on, by name (the proxy's `llm`). */
+  endpoints?: Record<string, string>;
   /** Set by identity: how tokens of principals are resolved in its own process. */
   authenticate?: (token: string) => Promise<AuthenticateResponse>;
 }

@@ -28,7 +28,13 @@ export function collectorFor(endpoint: Endpoint): Collector {
   return new MessagesCollector();
 }
 
-const noUsage = (): Usage => ({ inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0 });
+const noUsage = (): Usage => ({
+  inputTokens: 0,
+  outputTokens: 0,
+  cacheReadTokens: 0,
+  cacheWriteTokens: 0,
+  reasoningTokens: 0,
+});
 
 type Json = Record<string, unknown>;
 const obj = (v: unknown): Json => (v && typeof v === "object" ? (v as Json) : {});
@@ -51,7 +57,14 @@ function errorText(e: unknown): string {
 
 /** OpenAI Chat Completions. */
 class ChatCollector implements Collector {
-  private readonly c: Collected = { text: "", reasoning: "", toolCalls: [], stopReason: "", usage: noUsage(), error: "" };
+  private readonly c: Collected = {
+    text: "",
+    reasoning: "",
+    toolCalls: [],
+    stopReason: "",
+    usage: noUsage(),
+    error: "",
+  };
 
   json(body: unknown): void {
     const choice = obj(list(obj(body).choices)[0]);
@@ -109,19 +122,38 @@ class ChatCollector implements Collector {
 
 /** OpenAI Responses. */
 class ResponsesCollector implements Collector {
-  private c: Collected = { text: "", reasoning: "", toolCalls: [], stopReason: "", usage: noUsage(), error: "" };
+  private c: Collected = {
+    text: "",
+    reasoning: "",
+    toolCalls: [],
+    stopReason: "",
+    usage: noUsage(),
+    error: "",
+  };
 
   json(body: unknown): void {
     const response = obj(body);
-    const c: Collected = { text: "", reasoning: "", toolCalls: [], stopReason: str(response.status), usage: noUsage(), error: "" };
+    const c: Collected = {
+      text: "",
+      reasoning: "",
+      toolCalls: [],
+      stopReason: str(response.status),
+      usage: noUsage(),
+      error: "",
+    };
     for (const raw of list(response.output)) {
       const item = obj(raw);
       if (item.type === "message") {
-        for (const part of list(item.content)) if (obj(part).type === "output_text") c.text += str(obj(part).text);
+        for (const part of list(item.content))
+          if (obj(part).type === "output_text") c.text += str(obj(part).text);
       } else if (item.type === "reasoning") {
         for (const part of list(item.summary)) c.reasoning += str(obj(part).text);
       } else if (item.type === "function_call") {
-        c.toolCalls.push({ id: str(item.call_id), name: str(item.name), arguments: str(item.arguments) });
+        c.toolCalls.push({
+          id: str(item.call_id),
+          name: str(item.name),
+          arguments: str(item.arguments),
+        });
       }
     }
     const usage = obj(response.usage);
@@ -148,7 +180,12 @@ class ResponsesCollector implements Collector {
         break;
       case "response.output_item.done": {
         const item = obj(e.item);
-        if (item.type === "function_call") this.c.toolCalls.push({ id: str(item.call_id), name: str(item.name), arguments: str(item.arguments) });
+        if (item.type === "function_call")
+          this.c.toolCalls.push({
+            id: str(item.call_id),
+            name: str(item.name),
+            arguments: str(item.arguments),
+          });
         break;
       }
       // The final event carries the whole response: it replaces what the deltas built.
@@ -170,7 +207,14 @@ class ResponsesCollector implements Collector {
 
 /** Anthropic Messages (and count_tokens, which has only usage). */
 class MessagesCollector implements Collector {
-  private readonly c: Collected = { text: "", reasoning: "", toolCalls: [], stopReason: "", usage: noUsage(), error: "" };
+  private readonly c: Collected = {
+    text: "",
+    reasoning: "",
+    toolCalls: [],
+    stopReason: "",
+    usage: noUsage(),
+    error: "",
+  };
   private readonly blocks = new Map<number, ToolCall>();
 
   json(body: unknown): void {
@@ -180,7 +224,11 @@ class MessagesCollector implements Collector {
       if (block.type === "text") this.c.text += str(block.text);
       else if (block.type === "thinking") this.c.reasoning += str(block.thinking);
       else if (block.type === "tool_use" || block.type === "server_tool_use") {
-        this.c.toolCalls.push({ id: str(block.id), name: str(block.name), arguments: JSON.stringify(block.input ?? {}) });
+        this.c.toolCalls.push({
+          id: str(block.id),
+          name: str(block.name),
+          arguments: JSON.stringify(block.input ?? {}),
+        });
       }
     }
     this.c.stopReason = str(message.stop_reason);

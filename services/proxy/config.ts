@@ -20,10 +20,19 @@ export function readProxyConfig(env: Env): ProxyConfig {
   return {
     httpAddr: readAddr(env, "AIRLOCK_HTTP_ADDR", "127.0.0.1:4000"),
     routing: readRouting(env),
-    maxBodyBytes: readInt(env, "AIRLOCK_PROXY_MAX_BODY_BYTES", 20 * 1024 * 1024, 1024, 512 * 1024 * 1024),
+    maxBodyBytes: readInt(
+      env,
+      "AIRLOCK_PROXY_MAX_BODY_BYTES",
+      20 * 1024 * 1024,
+      1024,
+      512 * 1024 * 1024,
+    ),
     retries: readInt(env, "AIRLOCK_UPSTREAM_RETRIES", 2, 0, 10),
     maxRetryWaitMs: readDuration(env, "AIRLOCK_UPSTREAM_MAX_RETRY_WAIT", "20s", { max: 600_000 }),
-    headersTimeoutMs: readDuration(env, "AIRLOCK_UPSTREAM_HEADERS_TIMEOUT", "10m", { min: 1000, max: 3_600_000 }),
+    headersTimeoutMs: readDuration(env, "AIRLOCK_UPSTREAM_HEADERS_TIMEOUT", "10m", {
+      min: 1000,
+      max: 3_600_000,
+    }),
     breakerResetMs: readDuration(env, "AIRLOCK_BREAKER_RESET", "10s", { min: 100, max: 3_600_000 }),
   };
 }

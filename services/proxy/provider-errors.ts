@@ -33,13 +33,31 @@ const openaiTypes: Record<number, string> = {
   503: "server_error",
 };
 
-export function providerError(api: Api, status: number, message: string, code?: string): ProviderError {
+export function providerError(
+  api: Api,
+  status: number,
+  message: string,
+  code?: string,
+): ProviderError {
   if (api === "anthropic") {
-    return { status, body: JSON.stringify({ type: "error", error: { type: anthropicTypes[status] ?? "api_error", message } }) };
+    return {
+      status,
+      body: JSON.stringify({
+        type: "error",
+        error: { type: anthropicTypes[status] ?? "api_error", message },
+      }),
+    };
   }
   return {
     status,
-    body: JSON.stringify({ error: { message, type: openaiTypes[status] ?? "server_error", param: null, code: code ?? null } }),
+    body: JSON.stringify({
+      error: {
+        message,
+        type: openaiTypes[status] ?? "server_error",
+        param: null,
+        code: code ?? null,
+      },
+    }),
   };
 }
 

@@ -80,7 +80,12 @@ export function readRouting(env: Env): Routing {
 function envProvider(env: Env, name: Api, defaultUrl: string): Provider {
   const variable = `AIRLOCK_${name.toUpperCase()}_BASE_URL`;
   const text = env[variable]?.trim() || defaultUrl;
-  return { name, api: name, baseUrl: parseBaseUrl(text, variable), apiKey: env[`AIRLOCK_${name.toUpperCase()}_API_KEY`]?.trim() || undefined };
+  return {
+    name,
+    api: name,
+    baseUrl: parseBaseUrl(text, variable),
+    apiKey: env[`AIRLOCK_${name.toUpperCase()}_API_KEY`]?.trim() || undefined,
+  };
 }
 
 function parseBaseUrl(text: string, where: string): URL {
@@ -90,7 +95,8 @@ function parseBaseUrl(text: string, where: string): URL {
   } catch {
     throw new ConfigError(`${where}=${JSON.stringify(text)}: expected an http(s) URL`);
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw new ConfigError(`${where}=${JSON.stringify(text)}: expected an http(s) URL`);
+  if (url.protocol !== "http:" && url.protocol !== "https:")
+    throw new ConfigError(`${where}=${JSON.stringify(text)}: expected an http(s) URL`);
   if (!url.pathname.endsWith("/")) url.pathname += "/";
   return url;
 }
@@ -109,37 +115,55 @@ function readRoutesFile(file: string, env: Env): RoutesFile {
   }
   const bad = (what: string) => new ConfigError(`AIRLOCK_ROUTES_FILE=${file}: ${what}`);
   const root = (doc ?? {}) as { providers?: unknown; models?: unknown };
-  const providers = (Array.isArray(root.providers) ? root.providers : []).map((raw: Record<string, unknown>, i: number) => {
-    const at = `providers[${i}]`;
-    if (typeof raw.name !== "string" || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(raw.name)) throw bad(`${at}.name: lowercase letters, digits and dashes`);
-    if (raw.api !== "openai" && raw.api !== "anthropic") throw bad(`${at}.api: openai or anthropic`);
-    if (typeof raw.base_url !== "string") throw bad(`${at}.base_url: required`);
-    let apiKey: string | undefined;
-    if (typeof raw.api_key_env === "string") {
-      apiKey = env[raw.api_key_env]?.trim();
-      if (!apiKey) throw bad(`${at}.api_key_env: ${raw.api_key_env} is not set`);
-    } else if (typeof raw.api_key_file === "string") {
-      try {
-        apiKey = readFileSync(raw.api_key_file, "utf8").trim();
-      } catch (err) {
-        throw bad(`${at}.api_key_file: cannot read ${raw.api_key_file} (${(err as NodeJS.ErrnoException).code})`);
+  const providers = (Array.isArray(root.providers) ? root.providers : []).map(
+    (raw: Record<string, unknown>, i: number) => {
+      const at = `providers[${i}]`;
+      if (typeof raw.name !== "string" || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(raw.name))
+        throw bad(`${at}.name: lowercase letters, digits and dashes`);
+      if (raw.api !== "openai" && raw.api !== "anthropic")
+        throw bad(`${at}.api: openai or anthropic`);
+      if (typeof raw.base_url !== "string") throw bad(`${at}.base_url: required`);
+      let apiKey: string | undefined;
+      if (typeof raw.api_key_env === "string") {
+        apiKey = env[raw.api_key_env]?.trim();
+        if (!apiKey) throw bad(`${at}.api_key_env: ${raw.api_key_env} is not set`);
+      } else if (typeof raw.api_key_file === "string") {
+        try {
+          apiKey = readFileSync(raw.api_key_file, "utf8").trim();
+        } catch (err) {
+          throw bad(
+            `${at}.api_key_file: cannot read ${raw.api_key_file} (${(err as NodeJS.ErrnoException).code})`,
+          );
+        }
+      } else if ("api_key" in raw) {
+        throw bad(
+          `${at}: put the key in an environment variable (api_key_env) or a file (api_key_file), not in the routes file`,
+        );
       }
-    } else if ("api_key" in raw) {
-      throw bad(`${at}: put the key in an environment variable (api_key_env) or a file (api_key_file), not in the routes file`);
-    }
-    return { name: raw.name, api: raw.api, baseUrl: parseBaseUrl(raw.base_url, `${file}: ${at}.base_url`), apiKey } satisfies Provider;
-  });
-  const models = (Array.isArray(root.models) ? root.models : []).map((raw: Record<string, unknown>, i: number) => {
-    const at = `models[${i}]`;
-    if (typeof raw.name !== "string" || raw.name === "") throw bad(`${at}.name: required`);
-    if (raw.api !== "openai" && raw.api !== "anthropic") throw bad(`${at}.api: openai or anthropic`);
-    if (!Array.isArray(raw.targets) || raw.targets.length === 0) throw bad(`${at}.targets: at least one`);
-    const targets = raw.targets.map((t: Record<string, unknown>, j: number) => {
-      if (typeof t.provider !== "string" || typeof t.model !== "string") throw bad(`${at}.targets[${j}]: provider and model`);
-      return { provider: t.provider, model: t.model };
-    });
-    return { name: raw.name, api: raw.api as Api, targets };
-  });
+      return {
+        name: raw.name,
+        api: raw.api,
+        baseUrl: parseBaseUrl(raw.base_url, `${file}: ${at}.base_url`),
+        apiKey,
+      } satisfies Provider;
+    },
+  );
+  const models = (Array.isArray(root.models) ? root.models : []).map(
+    (raw: Record<string, unknown>, i: number) => {
+      const at = `models[${i}]`;
+      if (typeof raw.name !== "string" || raw.name === "") throw bad(`${at}.name: required`);
+      if (raw.api !== "openai" && raw.api !== "anthropic")
+        throw bad(`${at}.api: openai or anthropic`);
+      if (!Array.isArray(raw.targets) || raw.targets.length === 0)
+        throw bad(`${at}.targets: at least one`);
+      const targets = raw.targets.map((t: Record<string, unknown>, j: number) => {
+        if (typeof t.provider !== "string" || typeof t.model !== "string")
+          throw bad(`${at}.targets[${j}]: provider and model`);
+        return { provider: t.provider, model: t.model };
+      });
+      return { name: raw.name, api: raw.api as Api, targets };
+    },
+  );
   return { providers, models };
 }
 
@@ -149,8 +173,14 @@ function routesOf(models: RoutesFile["models"], providers: Provider[], file: str
     api: m.api,
     targets: m.targets.map((t) => {
       const provider = providers.find((p) => p.name === t.provider);
-      if (!provider) throw new ConfigError(`AIRLOCK_ROUTES_FILE=${file}: model ${m.name}: no provider ${t.provider}`);
-      if (provider.api !== m.api) throw new ConfigError(`AIRLOCK_ROUTES_FILE=${file}: model ${m.name} (${m.api}) cannot go to ${t.provider} (${provider.api})`);
+      if (!provider)
+        throw new ConfigError(
+          `AIRLOCK_ROUTES_FILE=${file}: model ${m.name}: no provider ${t.provider}`,
+        );
+      if (provider.api !== m.api)
+        throw new ConfigError(
+          `AIRLOCK_ROUTES_FILE=${file}: model ${m.name} (${m.api}) cannot go to ${t.provider} (${provider.api})`,
+        );
       return { provider, model: t.model };
     }),
   }));

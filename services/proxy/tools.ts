@@ -15,7 +15,9 @@ function toolName(endpoint: Endpoint, tool: Json): string {
 
 /** Names of the tools a request offers, in order. */
 export function offeredTools(endpoint: Endpoint, body: Json): string[] {
-  return Array.isArray(body.tools) ? body.tools.map((t) => toolName(endpoint, (t ?? {}) as Json)) : [];
+  return Array.isArray(body.tools)
+    ? body.tools.map((t) => toolName(endpoint, (t ?? {}) as Json))
+    : [];
 }
 
 /**
@@ -27,7 +29,10 @@ export function withoutTools(endpoint: Endpoint, body: Json, remove: ReadonlySet
   const tools = (body.tools as Json[]).filter((t) => !remove.has(toolName(endpoint, t ?? {})));
   const copy: Json = { ...body, tools };
   const choice = body.tool_choice as Json | string | undefined;
-  const chosen = typeof choice === "object" && choice ? String((choice.function as Json | undefined)?.name ?? choice.name ?? "") : "";
+  const chosen =
+    typeof choice === "object" && choice
+      ? String((choice.function as Json | undefined)?.name ?? choice.name ?? "")
+      : "";
   if (tools.length === 0) {
     delete copy.tools;
     delete copy.tool_choice;

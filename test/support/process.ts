@@ -20,7 +20,12 @@ export async function spawnAirlock(
   timeoutMs = 30_000,
 ): Promise<AirlockProcess> {
   const child = spawn(process.execPath, [bin, ...args], {
-    env: { PATH: process.env.PATH ?? "", AIRLOCK_RPC_ADDR: "127.0.0.1:0", ...env },
+    env: {
+      PATH: process.env.PATH ?? "",
+      AIRLOCK_RPC_ADDR: "127.0.0.1:0",
+      AIRLOCK_HTTP_ADDR: "127.0.0.1:0",
+      ...env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const output: string[] = [];

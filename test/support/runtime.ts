@@ -1,3 +1,6 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { DescService } from "@bufbuild/protobuf";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
@@ -12,6 +15,8 @@ export interface Harness {
   runtime: Runtime;
   logs: LogCapture;
   databaseUrl: string;
+  /** The process's data directory (the proxy's records are in records/records.jsonl). */
+  dataDir: string;
   /** An identity client over the network, calling with `token` (or none). */
   client(token?: string, httpVersion?: "1.1" | "2"): Client<typeof IdentityService>;
   /** A client of any hosted service over the network, calling with `token` (or none). */
@@ -30,6 +35,7 @@ export async function startServices(
   env: Record<string, string> = {},
 ): Promise<Harness> {
   const db = await createTestDatabase();
+  const dataDir = await mkdtemp(join(tmpdir(), "airlock-test-"));
   const logs = new LogCapture();
   const runtime = await startRuntime({
     services,
@@ -38,6 +44,8 @@ export async function startServices(
       DATABASE_URL: db.url,
       REDIS_URL: redisUrl,
       AIRLOCK_RPC_ADDR: "127.0.0.1:0",
+      AIRLOCK_HTTP_ADDR: "127.0.0.1:0",
+      AIRLOCK_DATA_DIR: dataDir,
       AIRLOCK_LOG_LEVEL: "debug",
       AIRLOCK_SHUTDOWN_GRACE: "1s",
       ...env,
@@ -66,6 +74,7 @@ export async function startServices(
     runtime,
     logs,
     databaseUrl: db.url,
+    dataDir,
     client(token, httpVersion = "2") {
       return clientOf(IdentityService, token, httpVersion);
     },
@@ -75,6 +84,7 @@ export async function startServices(
     async close() {
       await runtime.stop();
       await db.drop();
+      await rm(dataDir, { recursive: true, force: true });
     },
   };
 }

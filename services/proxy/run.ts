@@ -1,0 +1,82 @@
+import { join } from "node:path";
+import { createClient } from "@connectrpc/connect";
+import { Counter } from "prom-client";
+import { IdentityService } from "../../gen/airlock/identity/v1/identity_pb.js";
+import { PolicyService } from "../../gen/airlock/policy/v1/policy_pb.js";
+import { ProxyService } from "../../gen/airlock/proxy/v1/proxy_pb.js";
+import { DecisionCache } from "../kit/decision-cache.js";
+import { listenHttp } from "../kit/http-listener.js";
+import { RemoteAuthenticator } from "../kit/remote-authenticator.js";
+import type { ServiceDefinition } from "../kit/service-module.js";
+import { readProxyConfig } from "./config.js";
+import { LlmProxy } from "./llm-proxy.js";
+import { proxyService } from "./proxy-service.js";
+import { FileRecorder } from "./records.js";
+import { breakerMetrics, Upstream } from "./upstream.js";
+
+/** Composes the proxy: the LLM API on its own port, and its Connect service on the RPC port. */
+export const proxyDefinition: ServiceDefinition = {
+  name: "proxy",
+  configure: (env) => {
+    const config = readProxyConfig(env);
+    return async (platform) => {
+      const log = platform.log.child({ component: "proxy" });
+      const recorder = await FileRecorder.open(join(platform.dataDir, "records"));
+      platform.lifecycle.onStop("proxy recorder", () => recorder.close());
+      const authenticator = new RemoteAuthenticator(
+        createClient(IdentityService, platform.peer("identity")),
+        platform.cache,
+      );
+      await authenticator.start();
+      platform.lifecycle.onStop("proxy authenticator", () => authenticator.stop());
+      const decisions = new DecisionCache(
+        createClient(PolicyService, platform.peer("policy")),
+        platform.cache,
+      );
+      await decisions.start();
+      platform.lifecycle.onStop("proxy decision cache", () => decisions.stop());
+      const upstreams = new Map(
+        config.routing.providers.map((p) => [p.name, new Upstream(p, config)]),
+      );
+      platform.lifecycle.onStop("upstream pools", () =>
+        Promise.all([...upstreams.values()].map((u) => u.close())).then(() => undefined),
+      );
+      breakerMetrics(platform.registry, () => upstreams.values());
+      const calls = new Counter({
+        name: "airlock_proxy_calls_total",
+        help: "LLM calls through the proxy, by API, endpoint and outcome",
+        labelNames: ["api", "endpoint", "status"],
+        registers: [platform.registry],
+      });
+      const check = (request: { subject: string; orgId: string; object: string; action: string }) =>
+        decisions.check(request);
+      const proxy = new LlmProxy({
+        config,
+        routing: config.routing,
+        upstreams,
+        authenticate: (token) => authenticator.authenticate(token),
+        check,
+        recorder,
+        log,
+        onCall: (api, endpoint, status) => calls.inc({ api, endpoint, status }),
+      });
+      const listener = await listenHttp(config.httpAddr, proxy.handle);
+      platform.lifecycle.onStop("llm api", () => listener.close(platform.shutdownGraceMs));
+      log.info(
+        {
+          url: listener.url,
+          providers: config.routing.providers.map((p) => `${p.name}=${p.baseUrl.origin}`),
+        },
+        "llm api listening",
+      );
+      return {
+        name: "proxy",
+        serviceNames: [ProxyService.typeName],
+        routes: (router) =>
+          router.service(ProxyService, proxyService({ routing: config.routing, upstreams, check })),
+        publicRpcs: [],
+        endpoints: { llm: listener.url },
+      };
+    };
+  },
+};
