@@ -41,11 +41,20 @@ export interface RecordedRequest {
 
 export interface FakeUpstream {
   url: string;
-  /** Requests received (path without the query string; body parsed JSON or undefined) — newest last. Keeps the last 1000. */
+  /**
+   * Requests received, newest last; keeps the last 1000. `path` has no query string; `body` is
+   * the parsed JSON, or undefined when there was none or it did not parse.
+   */
   requests: RecordedRequest[];
-  /** The next `count` model requests (POST to a completion endpoint) get this fault instead of a normal answer. */
+  /**
+   * The next `count` (default 1) model requests (POST to a completion endpoint) get this fault
+   * instead of a normal answer. A second call queues its fault behind the first.
+   */
   failNext(fault: Fault, count?: number): void;
-  /** Milliseconds to wait before answering, and between SSE events when streaming (both default 0). */
+  /**
+   * Milliseconds to wait before answering, and between SSE events when streaming. Both start
+   * at 0 (or the options'), and an omitted `chunkDelayMs` sets it back to 0.
+   */
   setLatency(latencyMs: number, chunkDelayMs?: number): void;
   close(): Promise<void>;
 }
@@ -88,7 +97,7 @@ const ROUTES = new Map<string, Route>([
   ["GET /v1/models", "models"],
 ]);
 
-/** What a model request asks for, reduced to the fields that shape the answer (and key its cache). */
+/** What a model request asks for: the only fields that shape the answer, so also its cache key. */
 interface Ask {
   route: ModelRoute;
   model: string;

@@ -17,7 +17,7 @@ const anthropicTool = {
 } as const;
 const hello = [{ role: "user", content: "Hello" }] as const;
 
-/** Each test gets its own fake, since faults and latency are per instance and tests run concurrently. */
+/** A fake per test: faults and latency are per instance, and the tests run concurrently. */
 async function fake(t: ExecutionContext): Promise<FakeUpstream> {
   const upstream = await startFakeUpstream();
   t.teardown(() => upstream.close());

@@ -1,0 +1,254 @@
+import test from "ava";
+import OpenAI from "openai";
+import Anthropic from "@anthropic-ai/sdk";
+import { PrincipalKind } from "../gen/airlock/identity/v1/identity_pb.js";
+import { PolicyService } from "../gen/airlock/policy/v1/policy_pb.js";
+import { starterBundle } from "../services/cli/policy-commands.js";
+import { identityDefinition } from "../services/identity/run.js";
+import { policyDefinition } from "../services/policy/run.js";
+import { proxyDefinition } from "../services/proxy/run.js";
+import { startFakeUpstream, type FakeUpstream } from "../scripts/fake-upstream.js";
+import { recordsOf } from "./support/records.js";
+import { startServices, type Harness } from "./support/runtime.js";
+
+let fake: FakeUpstream;
+let h: Harness;
+let admin: string;
+let agentId: string;
+let agentToken: string;
+let llm: string;
+
+test.before(async () => {
+  fake = await startFakeUpstream();
+  h = await startServices([identityDefinition, policyDefinition, proxyDefinition], {
+    AIRLOCK_OPENAI_BASE_URL: `${fake.url}/v1`,
+    AIRLOCK_ANTHROPIC_BASE_URL: fake.url,
+    AIRLOCK_PROXY_MAX_BODY_BYTES: String(64 * 1024),
+  });
+  const boot = await h
+    .client()
+    .bootstrap({ orgName: "governed", adminEmail: "admin@governed.test" });
+  admin = boot.token;
+  await h.connect(PolicyService, admin).applyBundle({
+    orgId: boot.org!.id,
+    bundle: `${starterBundle()}\np, role:agent, tool:delete_repo, use, deny\n`,
+  });
+  const agent = (
+    await h.client(admin).createPrincipal({ kind: PrincipalKind.AGENT, displayName: "gov-bot" })
+  ).principal!;
+  agentId = agent.id;
+  agentToken = (await h.client(admin).createToken({ principalId: agent.id })).token;
+  llm = h.runtime.endpoints.llm!;
+});
+test.after.always(async () => {
+  await h?.close();
+  await fake?.close();
+});
+
+const openai = (token: string) =>
+  new OpenAI({ apiKey: token, baseURL: `${llm}/openai/v1`, maxRetries: 0 });
+const anthropic = (token: string) =>
+  new Anthropic({ apiKey: token, baseURL: `${llm}/anthropic`, maxRetries: 0 });
+
+test.serial(
+  "a model policy does not allow gets 403 in the provider's error shape, naming the missing permission; nothing goes upstream",
+  async (t) => {
+    const before = fake.requests.length;
+    const err = await t.throwsAsync(
+      openai(agentToken).chat.completions.create({
+        model: "o3-pro",
+        messages: [{ role: "user", content: "(denied model)" }],
+      }),
+    );
+    t.true(err instanceof OpenAI.PermissionDeniedError);
+    t.regex(err!.message, new RegExp(`does not let ${agentId} invoke model:openai/o3-pro`));
+    const anth = await t.throwsAsync(
+      anthropic(agentToken).messages.create({
+        model: "claude-opus-4",
+        max_tokens: 10,
+        messages: [{ role: "user", content: "(denied anthropic)" }],
+      }),
+    );
+    t.true(anth instanceof Anthropic.PermissionDeniedError);
+    t.is(fake.requests.length, before);
+    const { response } = await recordsOf(h.dataDir, (r) =>
+      JSON.stringify(r.content.body).includes("(denied model)"),
+    );
+    t.is(response.status, "denied");
+    t.is(response.httpStatus, 403);
+  },
+);
+
+test.serial(
+  "a tool policy does not allow is removed before the request leaves, and the removal is recorded",
+  async (t) => {
+    const tool = (name: string) => ({
+      type: "function" as const,
+      function: { name, parameters: { type: "object", properties: {} } },
+    });
+    await openai(agentToken).chat.completions.create({
+      model: "gpt-4o",
+      messages: [{ role: "user", content: "(tool stripping)" }],
+      tools: [tool("get_weather"), tool("delete_repo")],
+      tool_choice: { type: "function", function: { name: "delete_repo" } },
+    });
+    const sent = fake.requests.at(-1)!.body as {
+      tools: { function: { name: string } }[];
+      tool_choice?: unknown;
+    };
+    t.deepEqual(
+      sent.tools.map((x) => x.function.name),
+      ["get_weather"],
+    );
+    t.is(sent.tool_choice, undefined, "a choice of the removed tool goes too");
+    const { request } = await recordsOf(h.dataDir, (r) =>
+      JSON.stringify(r.content.body).includes("(tool stripping)"),
+    );
+    t.deepEqual(request.removedTools, ["delete_repo"]);
+  },
+);
+
+test.serial("a revoked token is refused on the next call", async (t) => {
+  const created = await h.client(admin).createToken({ principalId: agentId });
+  await openai(created.token).chat.completions.create({
+    model: "gpt-4o",
+    messages: [{ role: "user", content: "hi" }],
+  });
+  await h.client(admin).revokeToken({ tokenId: created.tokenInfo!.id });
+  const err = await t.throwsAsync(
+    openai(created.token).chat.completions.create({
+      model: "gpt-4o",
+      messages: [{ role: "user", content: "hi again" }],
+    }),
+  );
+  t.true(err instanceof OpenAI.AuthenticationError);
+});
+
+test.serial("bad credentials get 401 in the provider's shape", async (t) => {
+  t.true(
+    (await t.throwsAsync(openai("alk_nope").models.list())) instanceof OpenAI.AuthenticationError,
+  );
+  t.true(
+    (await t.throwsAsync(anthropic("").models.list())) instanceof Anthropic.AuthenticationError,
+  );
+  const llmOnlyMissing = (
+    await h.client(admin).createToken({ principalId: agentId, scopes: ["audit"] })
+  ).token;
+  t.true(
+    (await t.throwsAsync(openai(llmOnlyMissing).models.list())) instanceof
+      OpenAI.PermissionDeniedError,
+    "a token without the llm scope",
+  );
+});
+
+async function raw(path: string, init: RequestInit & { headers?: Record<string, string> }) {
+  const res = await fetch(`${llm}${path}`, {
+    ...init,
+    headers: { authorization: `Bearer ${agentToken}`, ...init.headers },
+  });
+  return {
+    status: res.status,
+    body: (await res.json()) as Record<string, { type?: string; message?: string }> & {
+      type?: string;
+    },
+  };
+}
+
+test.serial(
+  "bad input is refused in the provider's shape and never reaches the upstream",
+  async (t) => {
+    const before = fake.requests.length;
+    const json = { "content-type": "application/json" };
+    const unknown = await raw("/openai/v1/embeddings", {
+      method: "POST",
+      headers: json,
+      body: "{}",
+    });
+    t.is(unknown.status, 404);
+    t.regex(unknown.body.error!.message!, /unknown path \/openai\/v1\/embeddings/);
+    const unknownAnthropic = await raw("/anthropic/v1/complete", {
+      method: "POST",
+      headers: json,
+      body: "{}",
+    });
+    t.is(unknownAnthropic.status, 404);
+    t.is(unknownAnthropic.body.type, "error");
+    t.is(unknownAnthropic.body.error!.type, "not_found_error");
+    t.is(
+      (
+        await raw("/openai/v1/chat/completions", {
+          method: "POST",
+          headers: json,
+          body: "{not json",
+        })
+      ).status,
+      400,
+    );
+    t.is(
+      (await raw("/openai/v1/chat/completions", { method: "POST", headers: json, body: "[1,2]" }))
+        .status,
+      400,
+    );
+    const noModel = await raw("/anthropic/v1/messages", {
+      method: "POST",
+      headers: json,
+      body: JSON.stringify({ messages: [] }),
+    });
+    t.is(noModel.status, 400);
+    t.regex(noModel.body.error!.message!, /model: required/);
+    t.is(
+      (
+        await raw("/openai/v1/chat/completions", {
+          method: "POST",
+          headers: { "content-type": "text/plain" },
+          body: "{}",
+        })
+      ).status,
+      415,
+    );
+    const huge = JSON.stringify({
+      model: "gpt-4o",
+      messages: [{ role: "user", content: "x".repeat(100 * 1024) }],
+    });
+    t.is(
+      (await raw("/openai/v1/chat/completions", { method: "POST", headers: json, body: huge }))
+        .status,
+      413,
+    );
+    t.is((await raw("/openai/v1/chat/completions", { method: "GET", headers: json })).status, 405);
+    t.is(
+      (
+        await raw("/openai/v1/chat/completions", {
+          method: "POST",
+          headers: json,
+          body: JSON.stringify({ model: "bad model name!" }),
+        })
+      ).status,
+      400,
+    );
+    t.is(fake.requests.length, before, "none of them reached the upstream");
+    t.is((await fetch(`${h.runtime.server.url}/healthz`)).status, 200, "and the process is fine");
+  },
+);
+
+test.serial(
+  "a client that goes away mid-stream aborts the upstream call and is recorded as aborted",
+  async (t) => {
+    fake.setLatency(0, 200);
+    t.teardown(() => fake.setLatency(0, 0));
+    const controller = new AbortController();
+    const stream = await openai(agentToken).chat.completions.create(
+      { model: "gpt-4o", messages: [{ role: "user", content: "(abort me)" }], stream: true },
+      { signal: controller.signal },
+    );
+    for await (const chunk of stream) {
+      t.truthy(chunk, "the first chunk arrived before the client left");
+      controller.abort();
+      break;
+    }
+    const { response } = await recordsOf(h.dataDir, (r) =>
+      JSON.stringify(r.content.body).includes("(abort me)"),
+    );
+    t.is(response.status, "aborted");
+  },
+);
