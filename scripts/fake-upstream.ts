@@ -51,6 +51,8 @@ export interface FakeUpstream {
    * instead of a normal answer. A second call queues its fault behind the first.
    */
   failNext(fault: Fault, count?: number): void;
+  /** Drops every fault still queued. */
+  clearFaults(): void;
   /**
    * Milliseconds to wait before answering, and between SSE events when streaming. Both start
    * at 0 (or the options'), and an omitted `chunkDelayMs` sets it back to 0.
@@ -655,6 +657,10 @@ class Upstream implements FakeUpstream {
 
   failNext(fault: Fault, count = 1): void {
     if (count > 0) this.faults.push({ fault, remaining: count });
+  }
+
+  clearFaults(): void {
+    this.faults.length = 0;
   }
 
   setLatency(latencyMs: number, chunkDelayMs = 0): void {

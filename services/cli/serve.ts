@@ -11,6 +11,7 @@ import { UsageError } from "./output.js";
 export const buildableServices: readonly ServiceDefinition[] = [
   identityDefinition,
   policyDefinition,
+  proxyDefinition,
 ];
 
 /**
