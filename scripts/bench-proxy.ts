@@ -1,0 +1,204 @@
+/**
+ * What the proxy adds: the same requests straight to the fake upstream and
+ * through `airlock serve` (identity, policy and proxy in one process, on the
+ * real Postgres and Redis, authentication, policy and recording on), in one
+ * run on loopback. The fake upstream runs in its own process with no added
+ * latency; this process is the client (undici, keep-alive).
+ *
+ *   npm run bench:proxy
+ *   BENCH_SECONDS=10 BENCH_CONCURRENCY=32 npm run bench:proxy
+ */
+import { spawn } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { cpus } from "node:os";
+import { fileURLToPath } from "node:url";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { Pool } from "undici";
+import { IdentityService, PrincipalKind } from "../gen/airlock/identity/v1/identity_pb.js";
+import { PolicyService } from "../gen/airlock/policy/v1/policy_pb.js";
+import { starterBundle } from "../services/cli/policy-commands.js";
+import { createTestDatabase, redisUrl, testServiceSecret } from "../test/support/env.js";
+import { spawnAirlock } from "../test/support/process.js";
+
+const seconds = Number(process.env.BENCH_SECONDS ?? 5);
+const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 32);
+const samples = Number(process.env.BENCH_SAMPLES ?? 2000);
+
+const fake = await startFakeProcess();
+const db = await createTestDatabase();
+const server = await spawnAirlock(["serve"], {
+  DATABASE_URL: db.url,
+  REDIS_URL: redisUrl,
+  AIRLOCK_SERVICE_SECRET: testServiceSecret(),
+  AIRLOCK_OPENAI_BASE_URL: `${fake.url}/v1`,
+  AIRLOCK_OPENAI_API_KEY: "sk-bench",
+  AIRLOCK_ANTHROPIC_BASE_URL: fake.url,
+});
+server.child.stdout?.removeAllListeners("data").resume();
+const proxyUrl = (
+  JSON.parse(server.output.find((l) => l.includes('"airlock serving"'))!) as {
+    endpoints: { llm: string };
+  }
+).endpoints.llm;
+
+try {
+  const rpc = (token?: string) =>
+    createConnectTransport({
+      baseUrl: server.url,
+      httpVersion: "2",
+      interceptors: token
+        ? [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))]
+        : [],
+    });
+  const boot = await createClient(IdentityService, rpc()).bootstrap({
+    orgName: "bench",
+    adminEmail: "bench@bench.test",
+  });
+  await createClient(PolicyService, rpc(boot.token)).applyBundle({
+    orgId: boot.org!.id,
+    bundle: starterBundle(),
+  });
+  const agent = (
+    await createClient(IdentityService, rpc(boot.token)).createPrincipal({
+      kind: PrincipalKind.AGENT,
+      displayName: "bench",
+    })
+  ).principal!;
+  const token = (
+    await createClient(IdentityService, rpc(boot.token)).createToken({ principalId: agent.id })
+  ).token;
+
+  const body = (stream: boolean) =>
+    JSON.stringify({
+      model: "gpt-4o",
+      stream,
+      messages: [{ role: "user", content: "Say hello." }],
+      tools: [
+        { type: "function", function: { name: "get_weather", parameters: { type: "object" } } },
+      ],
+    });
+  const targets = {
+    direct: {
+      pool: new Pool(fake.url, { connections: concurrency }),
+      path: "/v1/chat/completions",
+    },
+    proxy: {
+      pool: new Pool(new URL(proxyUrl).origin, { connections: concurrency }),
+      path: "/openai/v1/chat/completions",
+    },
+  };
+  const call = (target: keyof typeof targets, stream: boolean) => async () => {
+    const { pool, path } = targets[target];
+    const res = await pool.request({
+      method: "POST",
+      path,
+      body: body(stream),
+      headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+    });
+    await res.body.text();
+    if (res.statusCode !== 200) throw new Error(`${target} answered ${res.statusCode}`);
+  };
+
+  const latency: string[] = [];
+  const throughput: string[] = [];
+  for (const stream of [false, true]) {
+    const kind = stream ? "streaming" : "non-streaming";
+    for (const target of ["direct", "proxy"] as const)
+      await runFor(1000, concurrency, call(target, stream)); // warm-up
+    const direct = await timeEach(samples, call("direct", stream));
+    const proxied = await timeEach(samples, call("proxy", stream));
+    latency.push(
+      `| ${kind} | ${q(direct, 0.5)} | ${q(proxied, 0.5)} | ${(q(proxied, 0.5) - q(direct, 0.5)).toFixed(3)} | ${q(direct, 0.99)} | ${q(proxied, 0.99)} | ${(q(proxied, 0.99) - q(direct, 0.99)).toFixed(3)} |`,
+    );
+    const d = await runFor(seconds * 1000, concurrency, call("direct", stream));
+    const cpuBefore = await cpuMs(server.child.pid!);
+    const p = await runFor(seconds * 1000, concurrency, call("proxy", stream));
+    const cpuPerCall = ((await cpuMs(server.child.pid!)) - cpuBefore) / p.calls;
+    throughput.push(
+      `| ${kind} | ${concurrency} | ${d.rps} | ${p.rps} | ${p.errors} | ${(cpuPerCall * 1000).toFixed(0)} µs | ${await rssMb(server.child.pid!)} MiB |`,
+    );
+  }
+  console.log(
+    `Proxy overhead on loopback, fake upstream with no latency; ${cpus().length} CPUs (${cpus()[0]?.model.trim()}); client, fake upstream and airlock on the same machine`,
+  );
+  console.log("");
+  console.log("Concurrency 1 (ms):");
+  console.log("");
+  console.log("| call | direct p50 | proxy p50 | added p50 | direct p99 | proxy p99 | added p99 |");
+  console.log("|---|---|---|---|---|---|---|");
+  for (const line of latency) console.log(line);
+  console.log("");
+  console.log(`Throughput for ${seconds}s:`);
+  console.log("");
+  console.log(
+    "| call | concurrency | direct req/s | proxy req/s | proxy errors | airlock CPU per call | airlock RSS |",
+  );
+  console.log("|---|---|---|---|---|---|---|");
+  for (const line of throughput) console.log(line);
+} finally {
+  await server.stop();
+  fake.child.kill("SIGTERM");
+  await db.drop();
+}
+
+async function startFakeProcess() {
+  const script = fileURLToPath(new URL("./fake-upstream.ts", import.meta.url));
+  const child = spawn(process.execPath, ["--import", "tsx", script, "--port", "0"], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout.on("data", (chunk: Buffer) => {
+      const match = /listening on (http:\/\/\S+)/.exec(chunk.toString());
+      if (match) resolve(match[1]!);
+    });
+    child.once("exit", (code) => reject(new Error(`fake upstream exited with ${code}`)));
+  });
+  return { child, url };
+}
+
+async function timeEach(n: number, fn: () => Promise<unknown>): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const started = performance.now();
+    await fn();
+    out.push(performance.now() - started);
+  }
+  return out.sort((a, b) => a - b);
+}
+
+async function runFor(ms: number, workers: number, fn: () => Promise<unknown>) {
+  const until = performance.now() + ms;
+  let calls = 0;
+  let errors = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: workers }, async () => {
+      while (performance.now() < until) {
+        try {
+          await fn();
+          calls++;
+        } catch {
+          errors++;
+        }
+      }
+    }),
+  );
+  return { calls, errors, rps: Math.round(calls / ((performance.now() - started) / 1000)) };
+}
+
+function q(sorted: number[], quantile: number): number {
+  return Number(
+    sorted[Math.min(sorted.length - 1, Math.floor(quantile * sorted.length))]!.toFixed(3),
+  );
+}
+
+async function cpuMs(pid: number): Promise<number> {
+  const fields = (await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+async function rssMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8");
+  return Math.round(Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024);
+}
