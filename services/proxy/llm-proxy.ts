@@ -412,12 +412,22 @@ export class LlmProxy {
     }
     let ttfb = -1;
     try {
-      for await (const chunk of answer.body as AsyncIterable<Buffer>) {
-        if (ttfb < 0) ttfb = performance.now() - started;
-        if (!(res as ServerResponse).write(chunk)) await drained(res, signal);
-        if (parser) parser.push(chunk, (e) => collector.event(e));
-        else json.push(chunk);
-      }
+      // Each chunk goes to the client as it arrives; the upstream is paused while the client is slow.
+      await new Promise<void>((resolve, reject) => {
+        const body = answer.body;
+        const out = res as ServerResponse;
+        body.on("data", (chunk: Buffer) => {
+          if (ttfb < 0) ttfb = performance.now() - started;
+          if (!out.write(chunk)) {
+            body.pause();
+            out.once("drain", () => body.resume());
+          }
+          if (parser) parser.push(chunk, (e) => collector.event(e));
+          else json.push(chunk);
+        });
+        body.once("end", resolve);
+        body.once("error", reject);
+      });
     } catch (err) {
       if (signal.aborted)
         return this.finish(context, started, {
@@ -590,14 +600,22 @@ async function readJson(
   const declared = Number(req.headers["content-length"] ?? 0);
   if (declared > limit)
     throw new Refusal(providerError(api, 413, `the request body is larger than ${limit} bytes`));
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit)
-      throw new Refusal(providerError(api, 413, `the request body is larger than ${limit} bytes`));
-    chunks.push(chunk);
-  }
+  // Events rather than an async iterator: this runs on every call, and the iterator costs more.
+  const chunks = await new Promise<Buffer[]>((resolve, reject) => {
+    const received: Buffer[] = [];
+    let size = 0;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.removeAllListeners("data");
+        reject(
+          new Refusal(providerError(api, 413, `the request body is larger than ${limit} bytes`)),
+        );
+      } else received.push(chunk);
+    });
+    req.once("end", () => resolve(received));
+    req.once("error", reject);
+  });
   const raw = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
   let json: unknown;
   try {
@@ -615,18 +633,6 @@ function respond(res: HttpResponse, error: ProviderError): void {
   res.statusCode = error.status;
   res.setHeader("content-type", "application/json");
   res.end(error.body);
-}
-
-function drained(res: HttpResponse, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off("drain", done);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    res.once("drain", done);
-    signal.addEventListener("abort", done);
-  });
 }
 
 function backoff(retry: number): number {

@@ -78,11 +78,14 @@ export interface Recorder {
 
 /**
  * Appends records as JSON lines to `<dir>/records.jsonl`. A record counts as
- * written when the write call returned: the kernel holds it, so a crash of
- * the process loses nothing.
+ * written when the write call that carried it returned: the kernel holds it,
+ * so a crash of the process loses nothing. Records that arrive while a write
+ * is under way go out together in the next one (group commit), so a busy
+ * proxy makes a few large writes instead of one per record.
  */
 export class FileRecorder implements Recorder {
-  private chain: Promise<unknown> = Promise.resolve();
+  private pending: { line: string; done: (err?: Error) => void }[] = [];
+  private writing: Promise<void> | undefined;
 
   private constructor(
     private readonly file: FileHandle,
@@ -96,15 +99,31 @@ export class FileRecorder implements Recorder {
   }
 
   record(record: LlmRecord): Promise<void> {
-    const line = JSON.stringify(record) + "\n";
-    // One write at a time keeps lines whole and in order.
-    const written = this.chain.then(() => this.file.write(line)).then(() => undefined);
-    this.chain = written.catch(() => undefined);
-    return written;
+    return new Promise((resolve, reject) => {
+      this.pending.push({
+        line: JSON.stringify(record) + "\n",
+        done: (err) => (err ? reject(err) : resolve()),
+      });
+      this.writing ??= this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    while (this.pending.length > 0) {
+      const batch = this.pending;
+      this.pending = [];
+      try {
+        await this.file.write(batch.map((p) => p.line).join(""));
+        for (const p of batch) p.done();
+      } catch (err) {
+        for (const p of batch) p.done(err as Error);
+      }
+    }
+    this.writing = undefined;
   }
 
   async close(): Promise<void> {
-    await this.chain;
+    await this.writing;
     await this.file.close();
   }
 }

@@ -48,6 +48,14 @@ export const proxyDefinition: ServiceDefinition = {
         labelNames: ["api", "endpoint", "status"],
         registers: [platform.registry],
       });
+      // One child per label set, found by a string key: prom-client hashes a labels object on every inc.
+      const children = new Map<string, ReturnType<typeof calls.labels>>();
+      const callCounter = (api: string, endpoint: string, status: string) => {
+        const key = `${api} ${endpoint} ${status}`;
+        let child = children.get(key);
+        if (!child) children.set(key, (child = calls.labels(api, endpoint, status)));
+        return child;
+      };
       const check = (request: { subject: string; orgId: string; object: string; action: string }) =>
         decisions.check(request);
       const proxy = new LlmProxy({
@@ -58,7 +66,7 @@ export const proxyDefinition: ServiceDefinition = {
         check,
         recorder,
         log,
-        onCall: (api, endpoint, status) => calls.inc({ api, endpoint, status }),
+        onCall: (api, endpoint, status) => callCounter(api, endpoint, status).inc(),
       });
       const listener = await listenHttp(config.httpAddr, proxy.handle);
       platform.lifecycle.onStop("llm api", () => listener.close(platform.shutdownGraceMs));
