@@ -1,8 +1,11 @@
 import test from "ava";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
 import { PrincipalKind } from "../gen/airlock/identity/v1/identity_pb.js";
 import { PolicyService } from "../gen/airlock/policy/v1/policy_pb.js";
+import { BreakerState, ProxyService } from "../gen/airlock/proxy/v1/proxy_pb.js";
 import { starterBundle } from "../services/cli/policy-commands.js";
 import { identityDefinition } from "../services/identity/run.js";
 import { policyDefinition } from "../services/policy/run.js";
@@ -11,6 +14,7 @@ import { startFakeUpstream, type FakeUpstream } from "../scripts/fake-upstream.j
 import { recordsOf } from "./support/records.js";
 import { startServices, type Harness } from "./support/runtime.js";
 
+const run = promisify(execFile);
 let fake: FakeUpstream;
 let h: Harness;
 let admin: string;
@@ -250,5 +254,45 @@ test.serial(
       JSON.stringify(r.content.body).includes("(abort me)"),
     );
     t.is(response.status, "aborted");
+  },
+);
+
+test.serial("the LLM port speaks HTTP/2 as well as HTTP/1.1", async (t) => {
+  const { stdout } = await run("curl", [
+    "-sS",
+    "--http2-prior-knowledge",
+    "-H",
+    `Authorization: Bearer ${agentToken}`,
+    "-w",
+    "\\n%{http_version} %{http_code}",
+    `${llm}/openai/v1/models`,
+  ]);
+  const [body, status] = stdout.split("\n");
+  t.is(status, "2 200");
+  t.deepEqual((JSON.parse(body!) as { data: { id: string }[] }).data.map((m) => m.id).sort(), [
+    "gpt-4o",
+    "gpt-4o-mini",
+  ]);
+});
+
+test.serial(
+  "ListRoutes shows a caller where its models go; ListBreakers needs read on keys",
+  async (t) => {
+    const routes = await h.connect(ProxyService, agentToken).listRoutes({});
+    t.deepEqual(
+      routes.routes.map((r) => `${r.api} ${r.model} → ${r.targets.join(", ")}`),
+      ["openai * → openai/*", "anthropic * → anthropic/*"],
+    );
+    await t.throwsAsync(h.connect(ProxyService, agentToken).listBreakers({}), {
+      message: /needs read on keys/,
+    });
+    const breakers = await h.connect(ProxyService, admin).listBreakers({});
+    t.deepEqual(
+      breakers.breakers.map((b) => [b.provider, b.state]),
+      [
+        ["openai", BreakerState.CLOSED],
+        ["anthropic", BreakerState.CLOSED],
+      ],
+    );
   },
 );
