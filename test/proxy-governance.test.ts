@@ -296,3 +296,22 @@ test.serial(
     );
   },
 );
+
+test.serial(
+  "a provider refusing Airlock's own key is a 502 for the caller, not a 401 for its token",
+  async (t) => {
+    fake.failNext({ kind: "status", status: 401 }, 1);
+    const err = await t.throwsAsync(
+      openai(agentToken).chat.completions.create({
+        model: "gpt-4o",
+        messages: [{ role: "user", content: "(bad upstream key)" }],
+      }),
+    );
+    t.true(err instanceof OpenAI.APIError && err.status === 502, String(err));
+    t.regex(err!.message, /refused Airlock's API key/);
+    const { response } = await recordsOf(h.dataDir, (r) =>
+      JSON.stringify(r.content.body).includes("(bad upstream key)"),
+    );
+    t.is(response.status, "error");
+  },
+);

@@ -335,6 +335,18 @@ export class LlmProxy {
             body,
             signal: abort.signal,
           });
+          if (answer.statusCode === 401 || answer.statusCode === 403) {
+            // The provider refused Airlock's own key: the caller's token is not at fault, so no 401 for it.
+            await answer.body.text().catch(() => "");
+            const message = `the provider ${target.provider.name} refused Airlock's API key (${answer.statusCode}); an operator must check its key`;
+            await this.finish(context, started, {
+              status: "error",
+              httpStatus: 502,
+              attempts,
+              error: message,
+            });
+            return respond(res, providerError(spec.api, 502, message));
+          }
           return await this.relay(
             spec,
             { ...context, provider: target.provider.name },
