@@ -7,7 +7,6 @@
  *   npm run bench            (DATABASE_URL / REDIS_URL as for the tests)
  *   BENCH_SECONDS=10 BENCH_CONCURRENCY=128 npm run bench
  */
-import { readFile } from "node:fs/promises";
 import { cpus } from "node:os";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
@@ -16,6 +15,7 @@ import { IdentityService } from "../gen/airlock/identity/v1/identity_pb.js";
 import { ServiceCredentials } from "../services/kit/service-credentials.js";
 import { createTestDatabase, redisUrl, testServiceSecret } from "../test/support/env.js";
 import { spawnAirlock } from "../test/support/process.js";
+import { cpuMs, latencyRow, runFor, timeEach } from "./bench-support.js";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 64);
@@ -67,11 +67,11 @@ try {
     miss.push(performance.now() - started);
   }
 
-  const cpuBefore = await serverCpuMs(server.child.pid!);
+  const cpuBefore = await cpuMs(server.child.pid!);
   const throughput = await runFor(seconds * 1000, concurrency, () =>
     identity.authenticate({ token: hitToken }),
   );
-  const cpuPerCall = ((await serverCpuMs(server.child.pid!)) - cpuBefore) / throughput.calls;
+  const cpuPerCall = ((await cpuMs(server.child.pid!)) - cpuBefore) / throughput.calls;
 
   console.log(
     `Authenticate over HTTP/2 on loopback; identity in its own process; ${cpus().length} CPUs (${cpus()[0]?.model.trim()})`,
@@ -79,11 +79,16 @@ try {
   console.log("");
   console.log("| case | calls | p50 ms | p99 ms | mean ms |");
   console.log("|---|---|---|---|---|");
-  console.log(row("cache hit (Redis), sequential", hit));
-  console.log(row("cache miss (Postgres, then fill), sequential", miss));
+  console.log(latencyRow("cache hit (Redis), sequential", hit));
+  console.log(
+    latencyRow(
+      "cache miss (Postgres, then fill), sequential",
+      miss.sort((a, b) => a - b),
+    ),
+  );
   console.log("");
   console.log(
-    `throughput, cache hits, ${concurrency} concurrent callers for ${seconds}s: ${Math.round(throughput.calls / (throughput.ms / 1000))} calls/s (${throughput.errors} errors)`,
+    `throughput, cache hits, ${concurrency} concurrent callers for ${seconds}s: ${throughput.rps} calls/s (${throughput.errors} errors)`,
   );
   console.log(
     `identity's CPU per call under that load: ${(cpuPerCall * 1000).toFixed(0)} µs (the caller shares the machine, so calls/s is a floor)`,
@@ -92,48 +97,4 @@ try {
   redis.disconnect();
   await server.stop();
   await db.drop();
-}
-
-/** User + system CPU time of a process so far, from /proc (clock ticks of 10 ms). */
-async function serverCpuMs(pid: number): Promise<number> {
-  const fields = (await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]!.split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
-
-async function timeEach(n: number, call: () => Promise<unknown>): Promise<number[]> {
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const started = performance.now();
-    await call();
-    out.push(performance.now() - started);
-  }
-  return out;
-}
-
-async function runFor(ms: number, workers: number, call: () => Promise<unknown>) {
-  const until = performance.now() + ms;
-  let calls = 0;
-  let errors = 0;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: workers }, async () => {
-      while (performance.now() < until) {
-        try {
-          await call();
-          calls++;
-        } catch {
-          errors++;
-        }
-      }
-    }),
-  );
-  return { calls, errors, ms: performance.now() - started };
-}
-
-function row(name: string, values: number[]): string {
-  const sorted = [...values].sort((a, b) => a - b);
-  const at = (q: number) =>
-    sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!.toFixed(3);
-  const mean = (values.reduce((a, b) => a + b, 0) / values.length).toFixed(3);
-  return `| ${name} | ${values.length} | ${at(0.5)} | ${at(0.99)} | ${mean} |`;
 }

@@ -23,6 +23,7 @@ import { parseBundle } from "../services/policy/rules.js";
 import { starterBundle } from "../services/cli/policy-commands.js";
 import { createTestDatabase, redisUrl, testServiceSecret } from "../test/support/env.js";
 import { spawnAirlock } from "../test/support/process.js";
+import { latencyRow, timeEach } from "./bench-support.js";
 
 const ruleCount = 10_000;
 const samples = Number(process.env.BENCH_SAMPLES ?? 300);
@@ -44,7 +45,7 @@ const rows: string[] = [];
 const rules = parseBundle(bundle).rules;
 const whole = await OrgPolicy.load("org_bench", 1n, rules);
 rows.push(
-  row(
+  latencyRow(
     `in process, uncached (Casbin enforce), ${rules.length} rules in the org`,
     await timeEach(samples, () => whole.decide([asked.subject], asked.object, asked.action)),
   ),
@@ -61,7 +62,7 @@ const oneRole = await OrgPolicy.load(
   ).rules,
 );
 rows.push(
-  row(
+  latencyRow(
     `in process, uncached, all ${ruleCount} rules on the subject asked (worst case)`,
     await timeEach(Math.ceil(samples / 10), () =>
       oneRole.decide(["role:busy"], asked.object, asked.action),
@@ -103,7 +104,7 @@ try {
   const request = { ...asked, orgId: boot.org!.id };
   for (let i = 0; i < 20; i++) await policy.check(request);
   rows.push(
-    row(
+    latencyRow(
       `over loopback, uncached (Check RPC), ${rules.length} rules in the org`,
       await timeEach(samples, () => policy.check(request)),
     ),
@@ -112,7 +113,7 @@ try {
   const cache = new DecisionCache(policy, new MemoryCache());
   await cache.check(request);
   rows.push(
-    row(
+    latencyRow(
       "in process, cached (DecisionCache hit)",
       await timeEach(samples * 100, () => cache.check(request)),
     ),
@@ -127,21 +128,3 @@ console.log("");
 console.log("| case | calls | p50 ms | p99 ms | mean ms |");
 console.log("|---|---|---|---|---|");
 for (const r of rows) console.log(r);
-
-async function timeEach(n: number, call: () => Promise<unknown>): Promise<number[]> {
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const started = performance.now();
-    await call();
-    out.push(performance.now() - started);
-  }
-  return out;
-}
-
-function row(name: string, values: number[]): string {
-  const sorted = [...values].sort((a, b) => a - b);
-  const at = (q: number) =>
-    sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!.toFixed(3);
-  const mean = (values.reduce((a, b) => a + b, 0) / values.length).toFixed(3);
-  return `| ${name} | ${values.length} | ${at(0.5)} | ${at(0.99)} | ${mean} |`;
-}

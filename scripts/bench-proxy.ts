@@ -9,7 +9,6 @@
  *   BENCH_SECONDS=10 BENCH_CONCURRENCY=32 npm run bench:proxy
  */
 import { spawn } from "node:child_process";
-import { readFile } from "node:fs/promises";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
@@ -20,6 +19,7 @@ import { PolicyService } from "../gen/airlock/policy/v1/policy_pb.js";
 import { starterBundle } from "../services/cli/policy-commands.js";
 import { createTestDatabase, redisUrl, testServiceSecret } from "../test/support/env.js";
 import { spawnAirlock } from "../test/support/process.js";
+import { cpuMs, quantile, rssMb, runFor, timeEach } from "./bench-support.js";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 32);
@@ -109,7 +109,7 @@ try {
     const direct = await timeEach(samples, call("direct", stream));
     const proxied = await timeEach(samples, call("proxy", stream));
     latency.push(
-      `| ${kind} | ${q(direct, 0.5)} | ${q(proxied, 0.5)} | ${(q(proxied, 0.5) - q(direct, 0.5)).toFixed(3)} | ${q(direct, 0.99)} | ${q(proxied, 0.99)} | ${(q(proxied, 0.99) - q(direct, 0.99)).toFixed(3)} |`,
+      `| ${kind} | ${quantile(direct, 0.5)} | ${quantile(proxied, 0.5)} | ${(quantile(proxied, 0.5) - quantile(direct, 0.5)).toFixed(3)} | ${quantile(direct, 0.99)} | ${quantile(proxied, 0.99)} | ${(quantile(proxied, 0.99) - quantile(direct, 0.99)).toFixed(3)} |`,
     );
     const d = await runFor(seconds * 1000, concurrency, call("direct", stream));
     const cpuBefore = await cpuMs(server.child.pid!);
@@ -155,50 +155,4 @@ async function startFakeProcess() {
     child.once("exit", (code) => reject(new Error(`fake upstream exited with ${code}`)));
   });
   return { child, url };
-}
-
-async function timeEach(n: number, fn: () => Promise<unknown>): Promise<number[]> {
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const started = performance.now();
-    await fn();
-    out.push(performance.now() - started);
-  }
-  return out.sort((a, b) => a - b);
-}
-
-async function runFor(ms: number, workers: number, fn: () => Promise<unknown>) {
-  const until = performance.now() + ms;
-  let calls = 0;
-  let errors = 0;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: workers }, async () => {
-      while (performance.now() < until) {
-        try {
-          await fn();
-          calls++;
-        } catch {
-          errors++;
-        }
-      }
-    }),
-  );
-  return { calls, errors, rps: Math.round(calls / ((performance.now() - started) / 1000)) };
-}
-
-function q(sorted: number[], quantile: number): number {
-  return Number(
-    sorted[Math.min(sorted.length - 1, Math.floor(quantile * sorted.length))]!.toFixed(3),
-  );
-}
-
-async function cpuMs(pid: number): Promise<number> {
-  const fields = (await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]!.split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
-
-async function rssMb(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, "utf8");
-  return Math.round(Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024);
 }

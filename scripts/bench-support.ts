@@ -1,0 +1,57 @@
+/** What the benchmark scripts share: timing loops, quantiles and process readings. */
+import { readFile } from "node:fs/promises";
+
+/** Runs `call` `n` times one after another; the latencies in milliseconds, sorted. */
+export async function timeEach(n: number, call: () => Promise<unknown>): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const started = performance.now();
+    await call();
+    out.push(performance.now() - started);
+  }
+  return out.sort((a, b) => a - b);
+}
+
+/** Keeps `workers` calls in flight for `ms`; calls completed, errors and calls per second. */
+export async function runFor(ms: number, workers: number, call: () => Promise<unknown>) {
+  const until = performance.now() + ms;
+  let calls = 0;
+  let errors = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: workers }, async () => {
+      while (performance.now() < until) {
+        try {
+          await call();
+          calls++;
+        } catch {
+          errors++;
+        }
+      }
+    }),
+  );
+  return { calls, errors, rps: Math.round(calls / ((performance.now() - started) / 1000)) };
+}
+
+/** The value at `quantile` of sorted latencies, in milliseconds with three decimals. */
+export function quantile(sorted: number[], q: number): number {
+  return Number(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!.toFixed(3));
+}
+
+/** A markdown table row: name, count, p50, p99 and mean of sorted latencies. */
+export function latencyRow(name: string, sorted: number[]): string {
+  const mean = (sorted.reduce((a, b) => a + b, 0) / sorted.length).toFixed(3);
+  return `| ${name} | ${sorted.length} | ${quantile(sorted, 0.5)} | ${quantile(sorted, 0.99)} | ${mean} |`;
+}
+
+/** User + system CPU time of a process so far, from /proc (clock ticks of 10 ms). */
+export async function cpuMs(pid: number): Promise<number> {
+  const fields = (await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** Resident memory of a process, in MiB. */
+export async function rssMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8");
+  return Math.round(Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024);
+}
