@@ -23,6 +23,7 @@ export class Lifecycle {
   private async runSteps(): Promise<void> {
     for (const step of [...this.steps].reverse()) {
       try {
+        this.log.debug({ step: step.name }, "stopping");
         await step.run();
       } catch (err) {
         this.log.error({ step: step.name, err: (err as Error).message }, "shutdown step failed");
