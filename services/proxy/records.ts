@@ -1,4 +1,5 @@
-import { mkdir, open, type FileHandle } from "node:fs/promises";
+import { closeSync, openSync, writeSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 
 /** Tokens as the providers count them. */
@@ -79,23 +80,27 @@ export interface Recorder {
 /**
  * Appends records as JSON lines to `<dir>/records.jsonl`. A record counts as
  * written when the write call that carried it returned: the kernel holds it,
- * so a crash of the process loses nothing. Records that arrive while a write
- * is under way go out together in the next one (group commit), so a busy
- * proxy makes a few large writes instead of one per record.
+ * so a crash of the process loses nothing. Records made during one turn of
+ * the event loop go out together in one synchronous write at its end (group
+ * commit): appending a few kilobytes to the page cache takes microseconds,
+ * less than a round trip through libuv's thread pool, and a busy proxy makes
+ * one write per turn instead of one per record. (Measured: p99 at
+ * concurrency 1 and throughput at 32 both beat one pooled write per record
+ * and one pooled write per batch.)
  */
 export class FileRecorder implements Recorder {
   private pending: { line: string; done: (err?: Error) => void }[] = [];
-  private writing: Promise<void> | undefined;
+  private scheduled = false;
 
   private constructor(
-    private readonly file: FileHandle,
+    private readonly fd: number,
     readonly path: string,
   ) {}
 
   static async open(dir: string): Promise<FileRecorder> {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const path = join(dir, "records.jsonl");
-    return new FileRecorder(await open(path, "a", 0o600), path);
+    return new FileRecorder(openSync(path, "a", 0o600), path);
   }
 
   record(record: LlmRecord): Promise<void> {
@@ -104,26 +109,27 @@ export class FileRecorder implements Recorder {
         line: JSON.stringify(record) + "\n",
         done: (err) => (err ? reject(err) : resolve()),
       });
-      this.writing ??= this.flush();
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(this.flush);
+      }
     });
   }
 
-  private async flush(): Promise<void> {
-    while (this.pending.length > 0) {
-      const batch = this.pending;
-      this.pending = [];
-      try {
-        await this.file.write(batch.map((p) => p.line).join(""));
-        for (const p of batch) p.done();
-      } catch (err) {
-        for (const p of batch) p.done(err as Error);
-      }
+  private readonly flush = (): void => {
+    this.scheduled = false;
+    const batch = this.pending;
+    this.pending = [];
+    try {
+      writeSync(this.fd, batch.length === 1 ? batch[0]!.line : batch.map((p) => p.line).join(""));
+      for (const p of batch) p.done();
+    } catch (err) {
+      for (const p of batch) p.done(err as Error);
     }
-    this.writing = undefined;
-  }
+  };
 
   async close(): Promise<void> {
-    await this.writing;
-    await this.file.close();
+    if (this.scheduled) this.flush();
+    closeSync(this.fd);
   }
 }
