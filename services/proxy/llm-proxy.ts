@@ -423,6 +423,14 @@ export class LlmProxy {
       if (value !== undefined && forwardedResponseHeader.test(name)) res.setHeader(name, value);
     }
     let ttfb = -1;
+    // Node sends a response's writes at the end of the tick: what the proxy learns from a chunk is
+    // worked out in a later turn of the loop, so that it never holds the chunk back.
+    const unparsed: Buffer[] = [];
+    let parsing = false;
+    const parsePending = () => {
+      parsing = false;
+      for (const chunk of unparsed.splice(0)) parser!.push(chunk, (e) => collector.event(e));
+    };
     try {
       // Each chunk goes to the client as it arrives; the upstream is paused while the client is slow.
       await new Promise<void>((resolve, reject) => {
@@ -434,13 +442,18 @@ export class LlmProxy {
             body.pause();
             out.once("drain", () => body.resume());
           }
-          if (parser) parser.push(chunk, (e) => collector.event(e));
-          else json.push(chunk);
+          if (!parser) return void json.push(chunk);
+          unparsed.push(chunk);
+          if (!parsing) {
+            parsing = true;
+            setImmediate(parsePending);
+          }
         });
         body.once("end", resolve);
         body.once("error", reject);
       });
     } catch (err) {
+      if (parser) parsePending();
       if (signal.aborted)
         return this.finish(context, started, {
           status: "aborted",
@@ -465,7 +478,9 @@ export class LlmProxy {
       });
     }
     res.end();
-    if (!streaming) {
+    await new Promise((resolve) => setImmediate(resolve));
+    if (parser) parsePending();
+    else {
       try {
         collector.json(JSON.parse(Buffer.concat(json).toString("utf8")));
       } catch {
