@@ -104,8 +104,11 @@ try {
   const throughput: string[] = [];
   for (const stream of [false, true]) {
     const kind = stream ? "streaming" : "non-streaming";
-    for (const target of ["direct", "proxy"] as const)
-      await runFor(1000, concurrency, call(target, stream)); // warm-up
+    // Warm-up, loaded then one at a time, so both sides are compiled and settled before anything counts.
+    for (const target of ["direct", "proxy"] as const) {
+      await runFor(1000, concurrency, call(target, stream));
+      await timeEach(1000, call(target, stream));
+    }
     const direct = await timeEach(samples, call("direct", stream));
     const proxied = await timeEach(samples, call("proxy", stream));
     latency.push(
