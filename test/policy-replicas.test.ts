@@ -5,7 +5,7 @@ import { IdentityService } from "../gen/airlock/identity/v1/identity_pb.js";
 import { PolicyService } from "../gen/airlock/policy/v1/policy_pb.js";
 import { starterBundle } from "../services/cli/policy-commands.js";
 import { createTestDatabase, redisUrl, testServiceSecret } from "./support/env.js";
-import { spawnAirlock, type AirlockProcess } from "./support/process.js";
+import { runCli, spawnAirlock, type AirlockProcess } from "./support/process.js";
 
 function client<S extends typeof IdentityService | typeof PolicyService>(
   service: S,
@@ -66,4 +66,13 @@ test("a rule removed through one policy replica stops allowing on the other with
   const ms = performance.now() - removedAt;
   t.false(allowed, `B still allowed ${ms.toFixed(0)} ms after the removal`);
   t.log(`B denied ${ms.toFixed(1)} ms after RemoveRules returned on A`);
+
+  // The CLI finds a service that runs apart at AIRLOCK_<SERVICE>_URL, as the services do.
+  const listed = await runCli(["policy", "list", "--json"], {
+    AIRLOCK_URL: "http://127.0.0.1:9",
+    AIRLOCK_POLICY_URL: b.url,
+    AIRLOCK_TOKEN: boot.token,
+  });
+  t.is(listed.code, 0, listed.stderr);
+  t.true((JSON.parse(listed.stdout) as { rules: unknown[] }).rules.length > 0);
 });

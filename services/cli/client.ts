@@ -12,17 +12,24 @@ import { codeName } from "../kit/errors.js";
 export interface ClientOptions {
   url: string;
   token: string | undefined;
+  /**
+   * Where individual services are when they run apart (AIRLOCK_<SVC>_URL, as
+   * the services themselves use); `url` serves the others.
+   */
+  serviceUrls?: Readonly<Record<string, string>>;
 }
 
 /** A generated client for `service` at the CLI's server, sending the CLI's token. */
 export function connect<T extends DescService>(service: T, options: ClientOptions): Client<T> {
+  const name = /^airlock\.([a-z]+)\.v1\./.exec(service.typeName)?.[1] ?? "";
+  const baseUrl = options.serviceUrls?.[name] ?? options.url;
   const bearer: Interceptor = (next) => (req) => {
     if (options.token) req.header.set("authorization", `Bearer ${options.token}`);
     return next(req);
   };
   return createClient(
     service,
-    createConnectTransport({ baseUrl: options.url, httpVersion: "1.1", interceptors: [bearer] }),
+    createConnectTransport({ baseUrl, httpVersion: "1.1", interceptors: [bearer] }),
   );
 }
 

@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
 import { ConfigError } from "../kit/config.js";
+import { serviceNames } from "../kit/runtime-config.js";
 import { describeFailure, type ClientOptions } from "./client.js";
 import * as identity from "./identity-commands.js";
 import * as policy from "./policy-commands.js";
@@ -26,7 +27,8 @@ const usage = `usage: airlock <command> [options]
   policy list [--org ORG_ID]  the org's rules
 
 common options:
-  --url URL      server (AIRLOCK_URL, default http://127.0.0.1:4001)
+  --url URL      server (AIRLOCK_URL, default http://127.0.0.1:4001); services running
+                 apart are found at AIRLOCK_<SERVICE>_URL unless --url is given
   --token TOKEN  credential (AIRLOCK_TOKEN)
   --json         machine-readable output
 
@@ -71,7 +73,11 @@ async function main(argv: string[], client: ClientOptions): Promise<void> {
     console.log(usage);
     return;
   }
-  client.url = flags.url ?? client.url;
+  if (flags.url) {
+    // An explicit --url means that server, for every service.
+    client.url = flags.url;
+    client.serviceUrls = {};
+  }
   client.token = flags.token ?? client.token;
   const out = new Output(flags.json ?? false);
   const needsToken = () => {
@@ -131,6 +137,12 @@ async function main(argv: string[], client: ClientOptions): Promise<void> {
 const client: ClientOptions = {
   url: process.env.AIRLOCK_URL ?? "http://127.0.0.1:4001",
   token: process.env.AIRLOCK_TOKEN,
+  serviceUrls: Object.fromEntries(
+    serviceNames.flatMap((name) => {
+      const url = process.env[`AIRLOCK_${name.toUpperCase()}_URL`];
+      return url ? [[name, url]] : [];
+    }),
+  ),
 };
 main(process.argv.slice(2), client).catch((err: unknown) => {
   const code = (err as { code?: unknown }).code;
