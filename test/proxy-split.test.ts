@@ -1,0 +1,118 @@
+import test from "ava";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import OpenAI from "openai";
+import { createClient, type Client } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { IdentityService, PrincipalKind } from "../gen/airlock/identity/v1/identity_pb.js";
+import { PolicyService } from "../gen/airlock/policy/v1/policy_pb.js";
+import { starterBundle } from "../services/cli/policy-commands.js";
+import { startFakeUpstream } from "../scripts/fake-upstream.js";
+import { createTestDatabase, redisUrl, testServiceSecret } from "./support/env.js";
+import { spawnAirlock, type AirlockProcess } from "./support/process.js";
+import { recordsOf } from "./support/records.js";
+
+function client<S extends typeof IdentityService | typeof PolicyService>(
+  service: S,
+  url: string,
+  token?: string,
+): Client<S> {
+  return createClient(
+    service,
+    createConnectTransport({
+      baseUrl: url,
+      httpVersion: "2",
+      interceptors: token
+        ? [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))]
+        : [],
+    }),
+  );
+}
+
+test("the proxy in its own process: calls identity and policy over the network, and drops a revoked token at once", async (t) => {
+  const db = await createTestDatabase();
+  const fake = await startFakeUpstream();
+  const dataDir = await mkdtemp(join(tmpdir(), "airlock-proxy-split-"));
+  const env = {
+    DATABASE_URL: db.url,
+    REDIS_URL: redisUrl,
+    AIRLOCK_SERVICE_SECRET: testServiceSecret(),
+  };
+  const processes: AirlockProcess[] = [];
+  t.teardown(async () => {
+    await Promise.all(processes.map((p) => p.stop()));
+    await fake.close();
+    await db.drop();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+  const core = await spawnAirlock(["serve", "identity", "policy"], env);
+  processes.push(core);
+  const proxy = await spawnAirlock(["serve", "proxy"], {
+    ...env,
+    AIRLOCK_IDENTITY_URL: core.url,
+    AIRLOCK_POLICY_URL: core.url,
+    AIRLOCK_OPENAI_BASE_URL: `${fake.url}/v1`,
+    AIRLOCK_DATA_DIR: dataDir,
+  });
+  processes.push(proxy);
+  const llm = (
+    JSON.parse(proxy.output.find((l) => l.includes('"airlock serving"'))!) as {
+      endpoints: { llm: string };
+    }
+  ).endpoints.llm;
+
+  const boot = await client(IdentityService, core.url).bootstrap({
+    orgName: "apart",
+    adminEmail: "admin@apart.test",
+  });
+  await client(PolicyService, core.url, boot.token).applyBundle({
+    orgId: boot.org!.id,
+    bundle: starterBundle(),
+  });
+  const agent = (
+    await client(IdentityService, core.url, boot.token).createPrincipal({
+      kind: PrincipalKind.AGENT,
+      displayName: "far",
+    })
+  ).principal!;
+  const created = await client(IdentityService, core.url, boot.token).createToken({
+    principalId: agent.id,
+  });
+  const openai = new OpenAI({ apiKey: created.token, baseURL: `${llm}/openai/v1`, maxRetries: 0 });
+
+  const answer = await openai.chat.completions.create({
+    model: "gpt-4o",
+    messages: [{ role: "user", content: "(split)" }],
+  });
+  t.is(answer.choices[0]!.message.content, "Hello from the fake upstream.");
+  const { request } = await recordsOf(dataDir, (r) =>
+    JSON.stringify(r.content.body).includes("(split)"),
+  );
+  t.is(request.principalId, agent.id);
+  t.true(
+    (await t.throwsAsync(
+      openai.chat.completions.create({
+        model: "o3-pro",
+        messages: [{ role: "user", content: "x" }],
+      }),
+    )) instanceof OpenAI.PermissionDeniedError,
+  );
+
+  // The proxy keeps the token's answer in process; identity's revocation message must drop it.
+  await client(IdentityService, core.url, boot.token).revokeToken({
+    tokenId: created.tokenInfo!.id,
+  });
+  let refused = false;
+  const revokedAt = performance.now();
+  while (!refused && performance.now() - revokedAt < 1000) {
+    refused = await openai.chat.completions
+      .create({ model: "gpt-4o", messages: [{ role: "user", content: "again" }] })
+      .then(
+        () => false,
+        (err: unknown) => err instanceof OpenAI.AuthenticationError,
+      );
+  }
+  t.true(refused, "refused within a second of the revocation");
+  t.log(`refused ${(performance.now() - revokedAt).toFixed(1)} ms after RevokeToken returned`);
+});
