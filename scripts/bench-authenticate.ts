@@ -8,11 +8,10 @@
  *   BENCH_SECONDS=10 BENCH_CONCURRENCY=128 npm run bench
  */
 import { cpus } from "node:os";
-import { createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import { Redis } from "ioredis";
 import { IdentityService } from "../gen/airlock/identity/v1/identity_pb.js";
 import { ServiceCredentials } from "../services/kit/service-credentials.js";
+import { connectTo } from "../test/support/clients.js";
 import { createTestDatabase, redisUrl, testServiceSecret } from "../test/support/env.js";
 import { spawnAirlock } from "../test/support/process.js";
 import { cpuMs, latencyRow, runFor, timeEach } from "./bench-support.js";
@@ -32,28 +31,19 @@ const server = await spawnAirlock(["serve", "identity"], {
 server.child.stdout?.removeAllListeners("data").resume();
 const redis = new Redis(redisUrl);
 try {
-  const transport = (bearer?: string) =>
-    createConnectTransport({
-      baseUrl: server.url,
-      httpVersion: "2",
-      interceptors: bearer
-        ? [(next) => (req) => (req.header.set("authorization", `Bearer ${bearer}`), next(req))]
-        : [],
-    });
-  const admin = await createClient(IdentityService, transport()).bootstrap({
+  const admin = await connectTo(IdentityService, server.url).bootstrap({
     orgName: "bench",
     adminEmail: "bench@bench.test",
   });
-  const asAdmin = createClient(IdentityService, transport(admin.token));
+  const asAdmin = connectTo(IdentityService, server.url, admin.token);
   const missTokens: { text: string; id: string }[] = [];
   for (let i = 0; i < Math.min(samples, 1000); i++) {
     const created = await asAdmin.createToken({ name: `bench-${i}` });
     missTokens.push({ text: created.token, id: created.tokenInfo!.id });
   }
   const proxy = new ServiceCredentials(secret, "proxy");
-  // One transport (one HTTP/2 connection) for every call, as a service keeps it.
-  const shared = transport(proxy.issue("identity"));
-  const identity = createClient(IdentityService, shared);
+  // One client (one HTTP/2 connection) for every call, as a service keeps it.
+  const identity = connectTo(IdentityService, server.url, proxy.issue("identity"));
 
   const hitToken = admin.token;
   for (let i = 0; i < 200; i++) await identity.authenticate({ token: hitToken }); // warm-up: JIT, connection, cache

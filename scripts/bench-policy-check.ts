@@ -11,8 +11,6 @@
  *   npm run bench:policy
  */
 import { cpus } from "node:os";
-import { createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import { IdentityService } from "../gen/airlock/identity/v1/identity_pb.js";
 import { PolicyService } from "../gen/airlock/policy/v1/policy_pb.js";
 import { DecisionCache } from "../services/kit/decision-cache.js";
@@ -21,6 +19,7 @@ import { MemoryCache } from "../services/kit/shared-cache.js";
 import { OrgPolicy } from "../services/policy/model.js";
 import { parseBundle } from "../services/policy/rules.js";
 import { starterBundle } from "../services/cli/policy-commands.js";
+import { connectTo } from "../test/support/clients.js";
 import { createTestDatabase, redisUrl, testServiceSecret } from "../test/support/env.js";
 import { spawnAirlock } from "../test/support/process.js";
 import { latencyRow, timeEach } from "./bench-support.js";
@@ -80,26 +79,19 @@ const server = await spawnAirlock(["serve", "identity", "policy"], {
 });
 server.child.stdout?.removeAllListeners("data").resume();
 try {
-  const transport = (token?: string) =>
-    createConnectTransport({
-      baseUrl: server.url,
-      httpVersion: "2",
-      interceptors: token
-        ? [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))]
-        : [],
-    });
-  const boot = await createClient(IdentityService, transport()).bootstrap({
+  const boot = await connectTo(IdentityService, server.url).bootstrap({
     orgName: "bench",
     adminEmail: "bench@bench.test",
   });
-  await createClient(PolicyService, transport(boot.token)).applyBundle({
+  await connectTo(PolicyService, server.url, boot.token).applyBundle({
     orgId: boot.org!.id,
     bundle,
   });
   // Asked as the proxy asks: with a service credential.
-  const policy = createClient(
+  const policy = connectTo(
     PolicyService,
-    transport(new ServiceCredentials(secret, "proxy").issue("policy")),
+    server.url,
+    new ServiceCredentials(secret, "proxy").issue("policy"),
   );
   const request = { ...asked, orgId: boot.org!.id };
   for (let i = 0; i < 20; i++) await policy.check(request);

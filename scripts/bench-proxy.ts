@@ -11,12 +11,11 @@
 import { spawn } from "node:child_process";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
-import { createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import { Pool } from "undici";
 import { IdentityService, PrincipalKind } from "../gen/airlock/identity/v1/identity_pb.js";
 import { PolicyService } from "../gen/airlock/policy/v1/policy_pb.js";
 import { starterBundle } from "../services/cli/policy-commands.js";
+import { connectTo } from "../test/support/clients.js";
 import { createTestDatabase, redisUrl, testServiceSecret } from "../test/support/env.js";
 import { spawnAirlock } from "../test/support/process.js";
 import { cpuMs, quantile, rssMb, runFor, timeEach } from "./bench-support.js";
@@ -43,30 +42,22 @@ const proxyUrl = (
 ).endpoints.llm;
 
 try {
-  const rpc = (token?: string) =>
-    createConnectTransport({
-      baseUrl: server.url,
-      httpVersion: "2",
-      interceptors: token
-        ? [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))]
-        : [],
-    });
-  const boot = await createClient(IdentityService, rpc()).bootstrap({
+  const boot = await connectTo(IdentityService, server.url).bootstrap({
     orgName: "bench",
     adminEmail: "bench@bench.test",
   });
-  await createClient(PolicyService, rpc(boot.token)).applyBundle({
+  await connectTo(PolicyService, server.url, boot.token).applyBundle({
     orgId: boot.org!.id,
     bundle: starterBundle(),
   });
   const agent = (
-    await createClient(IdentityService, rpc(boot.token)).createPrincipal({
+    await connectTo(IdentityService, server.url, boot.token).createPrincipal({
       kind: PrincipalKind.AGENT,
       displayName: "bench",
     })
   ).principal!;
   const token = (
-    await createClient(IdentityService, rpc(boot.token)).createToken({ principalId: agent.id })
+    await connectTo(IdentityService, server.url, boot.token).createToken({ principalId: agent.id })
   ).token;
 
   const body = (stream: boolean) =>

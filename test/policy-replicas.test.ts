@@ -1,28 +1,10 @@
 import test from "ava";
-import { createClient, type Client } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import { IdentityService } from "../gen/airlock/identity/v1/identity_pb.js";
 import { PolicyService } from "../gen/airlock/policy/v1/policy_pb.js";
 import { starterBundle } from "../services/cli/policy-commands.js";
+import { connectTo } from "./support/clients.js";
 import { createTestDatabase, redisUrl, testServiceSecret } from "./support/env.js";
 import { runCli, spawnAirlock, type AirlockProcess } from "./support/process.js";
-
-function client<S extends typeof IdentityService | typeof PolicyService>(
-  service: S,
-  url: string,
-  token?: string,
-): Client<S> {
-  return createClient(
-    service,
-    createConnectTransport({
-      baseUrl: url,
-      httpVersion: "2",
-      interceptors: token
-        ? [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))]
-        : [],
-    }),
-  );
-}
 
 test("a rule removed through one policy replica stops allowing on the other within one second", async (t) => {
   const db = await createTestDatabase();
@@ -42,16 +24,16 @@ test("a rule removed through one policy replica stops allowing on the other with
   const b = await spawnAirlock(["serve", "policy"], { ...env, AIRLOCK_IDENTITY_URL: a.url });
   processes.push(b);
 
-  const boot = await client(IdentityService, a.url).bootstrap({
+  const boot = await connectTo(IdentityService, a.url).bootstrap({
     orgName: "replicated",
     adminEmail: "admin@replicated.test",
   });
   const orgId = boot.org!.id;
-  await client(PolicyService, a.url, boot.token).applyBundle({ orgId, bundle: starterBundle() });
+  await connectTo(PolicyService, a.url, boot.token).applyBundle({ orgId, bundle: starterBundle() });
   const rule = { text: "p, role:developer, model:mistral/*, invoke, allow" };
-  await client(PolicyService, a.url, boot.token).addRules({ rules: [rule] });
+  await connectTo(PolicyService, a.url, boot.token).addRules({ rules: [rule] });
   const onB = () =>
-    client(PolicyService, b.url, boot.token).check({
+    connectTo(PolicyService, b.url, boot.token).check({
       subject: "role:developer",
       orgId,
       object: "model:mistral/large",
@@ -59,7 +41,7 @@ test("a rule removed through one policy replica stops allowing on the other with
     });
   t.true((await onB()).allowed, "B sees the rule added through A");
 
-  await client(PolicyService, a.url, boot.token).removeRules({ rules: [rule] });
+  await connectTo(PolicyService, a.url, boot.token).removeRules({ rules: [rule] });
   const removedAt = performance.now();
   let allowed = true;
   while (allowed && performance.now() - removedAt < 1000) allowed = (await onB()).allowed;

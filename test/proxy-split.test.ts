@@ -3,32 +3,14 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import OpenAI from "openai";
-import { createClient, type Client } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import { IdentityService, PrincipalKind } from "../gen/airlock/identity/v1/identity_pb.js";
 import { PolicyService } from "../gen/airlock/policy/v1/policy_pb.js";
 import { starterBundle } from "../services/cli/policy-commands.js";
 import { startFakeUpstream } from "../scripts/fake-upstream.js";
+import { connectTo } from "./support/clients.js";
 import { createTestDatabase, redisUrl, testServiceSecret } from "./support/env.js";
 import { spawnAirlock, type AirlockProcess } from "./support/process.js";
 import { recordsOf } from "./support/records.js";
-
-function client<S extends typeof IdentityService | typeof PolicyService>(
-  service: S,
-  url: string,
-  token?: string,
-): Client<S> {
-  return createClient(
-    service,
-    createConnectTransport({
-      baseUrl: url,
-      httpVersion: "2",
-      interceptors: token
-        ? [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))]
-        : [],
-    }),
-  );
-}
 
 test("the proxy in its own process: calls identity and policy over the network, and drops a revoked token at once", async (t) => {
   const db = await createTestDatabase();
@@ -62,21 +44,21 @@ test("the proxy in its own process: calls identity and policy over the network, 
     }
   ).endpoints.llm;
 
-  const boot = await client(IdentityService, core.url).bootstrap({
+  const boot = await connectTo(IdentityService, core.url).bootstrap({
     orgName: "apart",
     adminEmail: "admin@apart.test",
   });
-  await client(PolicyService, core.url, boot.token).applyBundle({
+  await connectTo(PolicyService, core.url, boot.token).applyBundle({
     orgId: boot.org!.id,
     bundle: starterBundle(),
   });
   const agent = (
-    await client(IdentityService, core.url, boot.token).createPrincipal({
+    await connectTo(IdentityService, core.url, boot.token).createPrincipal({
       kind: PrincipalKind.AGENT,
       displayName: "far",
     })
   ).principal!;
-  const created = await client(IdentityService, core.url, boot.token).createToken({
+  const created = await connectTo(IdentityService, core.url, boot.token).createToken({
     principalId: agent.id,
   });
   const openai = new OpenAI({ apiKey: created.token, baseURL: `${llm}/openai/v1`, maxRetries: 0 });
@@ -100,7 +82,7 @@ test("the proxy in its own process: calls identity and policy over the network, 
   );
 
   // The proxy keeps the token's answer in process; identity's revocation message must drop it.
-  await client(IdentityService, core.url, boot.token).revokeToken({
+  await connectTo(IdentityService, core.url, boot.token).revokeToken({
     tokenId: created.tokenInfo!.id,
   });
   let refused = false;

@@ -2,12 +2,12 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { DescService } from "@bufbuild/protobuf";
-import { createClient, type Client } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import type { Client } from "@connectrpc/connect";
 import { IdentityService } from "../../gen/airlock/identity/v1/identity_pb.js";
 import { startRuntime, type Runtime } from "../../services/kit/runtime.js";
 import { identityDefinition } from "../../services/identity/run.js";
 import type { ServiceDefinition } from "../../services/kit/service-module.js";
+import { connectTo } from "./clients.js";
 import { createTestDatabase, redisUrl } from "./env.js";
 import { LogCapture } from "./log-capture.js";
 
@@ -52,34 +52,16 @@ export async function startServices(
     },
     logDestination: logs,
   });
-  const clientOf = <S extends DescService>(
-    service: S,
-    token: string | undefined,
-    httpVersion: "1.1" | "2",
-  ) =>
-    createClient(
-      service,
-      createConnectTransport({
-        baseUrl: runtime.server.url,
-        httpVersion,
-        interceptors: [
-          (next) => (req) => {
-            if (token !== undefined) req.header.set("authorization", `Bearer ${token}`);
-            return next(req);
-          },
-        ],
-      }),
-    );
   return {
     runtime,
     logs,
     databaseUrl: db.url,
     dataDir,
     client(token, httpVersion = "2") {
-      return clientOf(IdentityService, token, httpVersion);
+      return connectTo(IdentityService, runtime.server.url, token, httpVersion);
     },
     connect(service, token) {
-      return clientOf(service, token, "2");
+      return connectTo(service, runtime.server.url, token);
     },
     async close() {
       await runtime.stop();
