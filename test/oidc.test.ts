@@ -111,3 +111,17 @@ test("tampered, wrong-issuer, wrong-audience, expired and foreign-key ID tokens 
     "the untampered token is fine",
   );
 });
+
+test("an IdP email that is not an address does not stop the sign-in; it is just not kept", async (t) => {
+  const res = await h.client().exchangeOidcToken({
+    idToken: await idp.sign({
+      sub: "u-odd",
+      email: "not an address",
+      email_verified: true,
+      name: "Odd",
+    }),
+  });
+  t.true(res.created);
+  t.is(res.principal?.email, "");
+  t.is(res.principal?.displayName, "Odd");
+});

@@ -120,7 +120,9 @@ export class Identity {
     } else {
       // A user created by bootstrap signs in for the first time: link by email, but only
       // an address the IdP says it verified, or anyone could claim the admin's account.
-      const email = claims.email && claims.emailVerified ? validate.email(claims.email) : undefined;
+      // An address the IdP asserts but that is not one (or not verified) is simply not used.
+      const email =
+        claims.email && claims.emailVerified ? validate.emailOrUndefined(claims.email) : undefined;
       const existing = email ? await this.deps.store.findUnlinkedUser(org.id, email) : undefined;
       if (existing) {
         await this.deps.store.recordSignIn(existing.id, link, claims.groups, {

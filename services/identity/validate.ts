@@ -26,6 +26,10 @@ export function email(value: string): string {
   return value.toLowerCase();
 }
 
+export function emailOrUndefined(value: string): string | undefined {
+  return patterns.email.test(value) ? value.toLowerCase() : undefined;
+}
+
 export function displayName(value: string, field = "display_name"): string {
   const trimmed = value.trim();
   // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
