@@ -1,13 +1,11 @@
-import type { ServerResponse } from "node:http";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { AuthenticateResponse } from "../../gen/airlock/identity/v1/identity_pb.js";
 import type { CheckResponse } from "../../gen/airlock/policy/v1/policy_pb.js";
 import { DomainError } from "../kit/errors.js";
 import type { HttpRequest, HttpResponse } from "../kit/http-listener.js";
 import type { Logger } from "../kit/log.js";
-import { collectorFor, type Collected } from "./collect.js";
 import type { ProxyConfig } from "./config.js";
-import { providerError, streamErrorEvent, type ProviderError } from "./provider-errors.js";
+import { providerError, type ProviderError } from "./provider-errors.js";
 import type { CallContext, LlmResponseRecord, Recorder } from "./records.js";
 import type { Api, ModelRoute, Routing } from "./routing.js";
 import {
@@ -16,7 +14,6 @@ import {
   describe,
   endpoints,
   forwardedRequestHeaders,
-  forwardedResponseHeader,
   policyName,
   readJson,
   Refusal,
@@ -25,7 +22,8 @@ import {
   upstreamHeaders,
   type EndpointSpec,
 } from "./calls.js";
-import { SseParser } from "./sse.js";
+import { responseRecord, type Outcome } from "./outcome.js";
+import { relay } from "./relay.js";
 import { offeredTools, withoutTools } from "./tools.js";
 import { UpstreamStatusError, type Upstream } from "./upstream.js";
 
@@ -297,16 +295,12 @@ export class LlmProxy {
             });
             return respond(res, providerError(spec.api, 502, message));
           }
-          return await this.relay(
-            spec,
-            { ...context, provider: target.provider.name },
-            target.model,
+          const outcome = await relay(spec, answer, res, started, abort.signal);
+          return await this.finish({ ...context, provider: target.provider.name }, started, {
+            ...outcome,
             attempts,
-            answer,
-            res,
-            started,
-            abort.signal,
-          );
+            upstreamModel: target.model,
+          });
         } catch (err) {
           if (abort.signal.aborted)
             return this.finish(context, started, {
@@ -352,154 +346,15 @@ export class LlmProxy {
     respond(res, error);
   }
 
-  /** Streams the upstream answer to the client as it arrives, collecting what it says on the way. */
-  private async relay(
-    spec: EndpointSpec,
-    context: CallContext,
-    upstreamModel: string,
-    attempts: number,
-    answer: Awaited<ReturnType<Upstream["send"]>>,
-    res: HttpResponse,
-    started: number,
-    signal: AbortSignal,
-  ): Promise<void> {
-    const contentType = String(answer.headers["content-type"] ?? "");
-    const streaming = contentType.startsWith("text/event-stream");
-    const collector = collectorFor(spec.endpoint);
-    const parser = streaming ? new SseParser() : undefined;
-    const json: Buffer[] = [];
-    res.statusCode = answer.statusCode;
-    for (const [name, value] of Object.entries(answer.headers)) {
-      if (value !== undefined && forwardedResponseHeader.test(name)) res.setHeader(name, value);
-    }
-    let ttfb = -1;
-    // Node sends a response's writes at the end of the tick: what the proxy learns from a chunk is
-    // worked out in a later turn of the loop, so that it never holds the chunk back.
-    const unparsed: Buffer[] = [];
-    let parsing = false;
-    const parsePending = () => {
-      parsing = false;
-      for (const chunk of unparsed.splice(0)) parser!.push(chunk, (e) => collector.event(e));
-    };
-    try {
-      // Each chunk goes to the client as it arrives; the upstream is paused while the client is slow.
-      await new Promise<void>((resolve, reject) => {
-        const body = answer.body;
-        const out = res as ServerResponse;
-        body.on("data", (chunk: Buffer) => {
-          if (ttfb < 0) ttfb = performance.now() - started;
-          if (!out.write(chunk)) {
-            body.pause();
-            out.once("drain", () => body.resume());
-          }
-          if (!parser) return void json.push(chunk);
-          unparsed.push(chunk);
-          if (!parsing) {
-            parsing = true;
-            setImmediate(parsePending);
-          }
-        });
-        body.once("end", resolve);
-        body.once("error", reject);
-      });
-    } catch (err) {
-      if (parser) parsePending();
-      if (signal.aborted)
-        return this.finish(context, started, {
-          status: "aborted",
-          httpStatus: answer.statusCode,
-          attempts,
-          ttfbMs: ttfb,
-          upstreamModel,
-          collected: collector.result(),
-          error: "client went away",
-        });
-      const message = `the upstream stream failed: ${describe(err)}`;
-      if (streaming) res.end(streamErrorEvent(spec.api, spec.endpoint, message));
-      else res.destroy();
-      return this.finish(context, started, {
-        status: "error",
-        httpStatus: answer.statusCode,
-        attempts,
-        ttfbMs: ttfb,
-        upstreamModel,
-        collected: collector.result(),
-        error: message,
-      });
-    }
-    res.end();
-    await new Promise((resolve) => setImmediate(resolve));
-    if (parser) parsePending();
-    else {
-      try {
-        collector.json(JSON.parse(Buffer.concat(json).toString("utf8")));
-      } catch {
-        // Not JSON: the bytes went to the client as they were; there is nothing to collect.
-      }
-    }
-    const collected = collector.result();
-    const ok = answer.statusCode < 400 && !collected.error;
-    await this.finish(context, started, {
-      status: ok ? "ok" : "error",
-      httpStatus: answer.statusCode,
-      attempts,
-      ttfbMs: ttfb,
-      upstreamModel,
-      collected,
-      error: collected.error || (ok ? "" : Buffer.concat(json).toString("utf8").slice(0, 2000)),
-    });
-  }
-
-  private async finish(
-    context: CallContext,
-    started: number,
-    outcome: {
-      status: LlmResponseRecord["status"];
-      httpStatus: number;
-      attempts?: number;
-      ttfbMs?: number;
-      upstreamModel?: string;
-      collected?: Collected;
-      error?: string;
-    },
-  ): Promise<void> {
-    const c = outcome.collected;
+  private async finish(context: CallContext, started: number, outcome: Outcome): Promise<void> {
     this.deps.onCall?.(context.api, context.endpoint, outcome.status);
     await this.deps.recorder
-      .record({
-        ...context,
-        kind: "llm.response",
-        time: new Date().toISOString(),
-        status: outcome.status,
-        httpStatus: outcome.httpStatus,
-        upstreamModel: outcome.upstreamModel ?? "",
-        attempts: outcome.attempts ?? 0,
-        latencyMs: Math.round((performance.now() - started) * 1000) / 1000,
-        ttfbMs:
-          outcome.ttfbMs === undefined || outcome.ttfbMs < 0
-            ? -1
-            : Math.round(outcome.ttfbMs * 1000) / 1000,
-        stopReason: c?.stopReason ?? "",
-        usage: c?.usage ?? {
-          inputTokens: 0,
-          outputTokens: 0,
-          cacheReadTokens: 0,
-          cacheWriteTokens: 0,
-          reasoningTokens: 0,
-        },
-        toolNames: c?.toolCalls.map((t) => t.name) ?? [],
-        error: outcome.error ?? "",
-        content: {
-          text: c?.text ?? "",
-          reasoning: c?.reasoning ?? "",
-          toolCalls: c?.toolCalls ?? [],
-        },
-      })
-      .catch((err: unknown) =>
+      .record(responseRecord(context, started, outcome))
+      .catch((err: unknown) => {
         this.deps.log.error(
           { err: (err as Error).message, id: context.id },
           "response record could not be written",
-        ),
-      );
+        );
+      });
   }
 }
