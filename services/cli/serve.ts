@@ -8,7 +8,7 @@ import { proxyDefinition } from "../proxy/run.js";
 import { UsageError } from "./output.js";
 
 /** The services this build can host, in start order: identity first, the others authenticate through it. */
-export const buildableServices: readonly ServiceDefinition[] = [
+const buildableServices: readonly ServiceDefinition[] = [
   identityDefinition,
   policyDefinition,
   proxyDefinition,

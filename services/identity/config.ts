@@ -1,4 +1,4 @@
-import { ConfigError, readDuration, readString, readUrl, type Env } from "../kit/config.js";
+import { readDuration, readString, readUrl, requireString, type Env } from "../kit/config.js";
 import type { IdentitySettings } from "./identity.js";
 import type { OidcSettings } from "./oidc.js";
 
@@ -24,12 +24,8 @@ export function readIdentityConfig(env: Env): IdentityConfig {
   });
   const issuer = readUrl(env, "AIRLOCK_OIDC_ISSUER");
   if (!issuer) return { settings, sessionCacheTtlMs, oidc: undefined };
-  const need = (name: string) => {
-    const value = readString(env, name);
-    if (value === undefined)
-      throw new ConfigError(`${name} is not set: it is required with AIRLOCK_OIDC_ISSUER`);
-    return value;
-  };
+  const need = (name: string) =>
+    requireString(env, name, "it is required with AIRLOCK_OIDC_ISSUER");
   return {
     settings,
     sessionCacheTtlMs,

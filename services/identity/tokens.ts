@@ -11,7 +11,7 @@ import type { PrincipalKind } from "./store.js";
  * checksum lets a malformed or mistyped token be refused without a lookup,
  * and lets secret scanners recognise real tokens.
  */
-export const tokenPrefix = "alk_";
+const tokenPrefix = "alk_";
 const idLength = 16;
 const secretLength = 32;
 const checksumLength = 6;

@@ -55,7 +55,7 @@ export function codeName(code: Code): string {
 }
 
 /** The one mapping from anything thrown to what a client sees. */
-export function toConnectError(err: unknown, log: Logger): ConnectError {
+function toConnectError(err: unknown, log: Logger): ConnectError {
   if (err instanceof DomainError) return new ConnectError(err.message, codes[err.kind]);
   if (err instanceof ConnectError) return err;
   // Unexpected: keep the detail in the log, give the client nothing to mine.

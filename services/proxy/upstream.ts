@@ -25,7 +25,7 @@ export class UpstreamStatusError extends Error {
   }
 }
 
-export const isFailureStatus = (status: number) => status === 429 || status >= 500;
+const isFailureStatus = (status: number) => status === 429 || status >= 500;
 
 export interface UpstreamRequest {
   method: "GET" | "POST";

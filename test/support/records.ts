@@ -3,9 +3,7 @@ import { join } from "node:path";
 import type { LlmRequestRecord, LlmResponseRecord } from "../../services/proxy/records.js";
 
 /** The proxy's records so far, as it wrote them under the data directory. */
-export async function readRecords(
-  dataDir: string,
-): Promise<(LlmRequestRecord | LlmResponseRecord)[]> {
+async function readRecords(dataDir: string): Promise<(LlmRequestRecord | LlmResponseRecord)[]> {
   const text = await readFile(join(dataDir, "records", "records.jsonl"), "utf8").catch(() => "");
   return text
     .split("\n")
