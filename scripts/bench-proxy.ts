@@ -12,11 +12,8 @@ import { spawn } from "node:child_process";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import { Pool } from "undici";
-import { IdentityService, PrincipalKind } from "../gen/airlock/identity/v1/identity_pb.js";
-import { PolicyService } from "../gen/airlock/policy/v1/policy_pb.js";
-import { starterBundle } from "../services/cli/policy-commands.js";
-import { connectTo } from "../test/support/clients.js";
 import { createTestDatabase, redisUrl, testServiceSecret } from "../test/support/env.js";
+import { orgWithAgent } from "../test/support/org-setup.js";
 import { spawnAirlock } from "../test/support/process.js";
 import { cpuMs, quantile, rssMb, runFor, timeEach } from "./bench-support.js";
 
@@ -42,23 +39,7 @@ const proxyUrl = (
 ).endpoints.llm;
 
 try {
-  const boot = await connectTo(IdentityService, server.url).bootstrap({
-    orgName: "bench",
-    adminEmail: "bench@bench.test",
-  });
-  await connectTo(PolicyService, server.url, boot.token).applyBundle({
-    orgId: boot.org!.id,
-    bundle: starterBundle(),
-  });
-  const agent = (
-    await connectTo(IdentityService, server.url, boot.token).createPrincipal({
-      kind: PrincipalKind.AGENT,
-      displayName: "bench",
-    })
-  ).principal!;
-  const token = (
-    await connectTo(IdentityService, server.url, boot.token).createToken({ principalId: agent.id })
-  ).token;
+  const { agentToken: token } = await orgWithAgent(server.url, { org: "bench" });
 
   const body = (stream: boolean) =>
     JSON.stringify({

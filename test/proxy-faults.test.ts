@@ -4,15 +4,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
-import { PrincipalKind } from "../gen/airlock/identity/v1/identity_pb.js";
-import { PolicyService } from "../gen/airlock/policy/v1/policy_pb.js";
 import { BreakerState, ProxyService } from "../gen/airlock/proxy/v1/proxy_pb.js";
-import { starterBundle } from "../services/cli/policy-commands.js";
 import { identityDefinition } from "../services/identity/run.js";
 import { policyDefinition } from "../services/policy/run.js";
 import { proxyDefinition } from "../services/proxy/run.js";
 import { startFakeUpstream, type FakeUpstream } from "../scripts/fake-upstream.js";
 import { recordsOf } from "./support/records.js";
+import { orgWithAgent } from "./support/org-setup.js";
 import { startServices, type Harness } from "./support/runtime.js";
 
 let primary: FakeUpstream;
@@ -56,16 +54,12 @@ test.before(async () => {
     AIRLOCK_UPSTREAM_RETRIES: "1",
     AIRLOCK_BREAKER_RESET: "60s",
   });
-  const boot = await h.client().bootstrap({ orgName: "faulty", adminEmail: "admin@faulty.test" });
-  admin = boot.token;
-  await h.connect(PolicyService, admin).applyBundle({
-    orgId: boot.org!.id,
-    bundle: `${starterBundle()}\np, role:developer, model:primary/*, invoke, allow\n`,
+  const org = await orgWithAgent(h.runtime.server.url, {
+    org: "faulty",
+    extraRules: "p, role:developer, model:primary/*, invoke, allow",
   });
-  const agent = (
-    await h.client(admin).createPrincipal({ kind: PrincipalKind.AGENT, displayName: "f" })
-  ).principal!;
-  const token = (await h.client(admin).createToken({ principalId: agent.id })).token;
+  admin = org.adminToken;
+  const token = org.agentToken;
   openai = new OpenAI({
     apiKey: token,
     baseURL: `${h.runtime.endpoints.llm}/openai/v1`,

@@ -3,15 +3,13 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
-import { PrincipalKind } from "../gen/airlock/identity/v1/identity_pb.js";
-import { PolicyService } from "../gen/airlock/policy/v1/policy_pb.js";
 import { BreakerState, ProxyService } from "../gen/airlock/proxy/v1/proxy_pb.js";
-import { starterBundle } from "../services/cli/policy-commands.js";
 import { identityDefinition } from "../services/identity/run.js";
 import { policyDefinition } from "../services/policy/run.js";
 import { proxyDefinition } from "../services/proxy/run.js";
 import { startFakeUpstream, type FakeUpstream } from "../scripts/fake-upstream.js";
 import { recordsOf } from "./support/records.js";
+import { orgWithAgent } from "./support/org-setup.js";
 import { startServices, type Harness } from "./support/runtime.js";
 
 const run = promisify(execFile);
@@ -29,19 +27,14 @@ test.before(async () => {
     AIRLOCK_ANTHROPIC_BASE_URL: fake.url,
     AIRLOCK_PROXY_MAX_BODY_BYTES: String(64 * 1024),
   });
-  const boot = await h
-    .client()
-    .bootstrap({ orgName: "governed", adminEmail: "admin@governed.test" });
-  admin = boot.token;
-  await h.connect(PolicyService, admin).applyBundle({
-    orgId: boot.org!.id,
-    bundle: `${starterBundle()}\np, role:agent, tool:delete_repo, use, deny\n`,
-  });
-  const agent = (
-    await h.client(admin).createPrincipal({ kind: PrincipalKind.AGENT, displayName: "gov-bot" })
-  ).principal!;
-  agentId = agent.id;
-  agentToken = (await h.client(admin).createToken({ principalId: agent.id })).token;
+  ({
+    adminToken: admin,
+    agentId,
+    agentToken,
+  } = await orgWithAgent(h.runtime.server.url, {
+    org: "governed",
+    extraRules: "p, role:agent, tool:delete_repo, use, deny",
+  }));
   llm = h.runtime.endpoints.llm!;
 });
 test.after.always(async () => {

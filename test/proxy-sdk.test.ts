@@ -1,14 +1,12 @@
 import test from "ava";
 import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
-import { PrincipalKind } from "../gen/airlock/identity/v1/identity_pb.js";
-import { PolicyService } from "../gen/airlock/policy/v1/policy_pb.js";
-import { starterBundle } from "../services/cli/policy-commands.js";
 import { identityDefinition } from "../services/identity/run.js";
 import { policyDefinition } from "../services/policy/run.js";
 import { proxyDefinition } from "../services/proxy/run.js";
 import { startFakeUpstream, type FakeUpstream } from "../scripts/fake-upstream.js";
 import { recordsOf } from "./support/records.js";
+import { orgWithAgent } from "./support/org-setup.js";
 import { startServices, type Harness } from "./support/runtime.js";
 
 let fake: FakeUpstream;
@@ -34,20 +32,11 @@ test.before(async () => {
     AIRLOCK_ANTHROPIC_BASE_URL: fake.url,
     AIRLOCK_ANTHROPIC_API_KEY: "sk-ant-upstream-key",
   });
-  const boot = await h.client().bootstrap({ orgName: "sdk", adminEmail: "admin@sdk.test" });
-  await h
-    .connect(PolicyService, boot.token)
-    .applyBundle({ orgId: boot.org!.id, bundle: starterBundle() });
-  const agent = (
-    await h
-      .client(boot.token)
-      .createPrincipal({ kind: PrincipalKind.AGENT, displayName: "coder", workspace: "web" })
-  ).principal!;
-  agentToken = (
-    await h
-      .client(boot.token)
-      .createToken({ principalId: agent.id, scopes: ["llm", "repo:github.com/sdk/app"] })
-  ).token;
+  ({ agentToken } = await orgWithAgent(h.runtime.server.url, {
+    org: "sdk",
+    workspace: "web",
+    scopes: ["llm", "repo:github.com/sdk/app"],
+  }));
   const llm = h.runtime.endpoints.llm!;
   openai = new OpenAI({ apiKey: agentToken, baseURL: `${llm}/openai/v1`, maxRetries: 0 });
   anthropic = new Anthropic({ apiKey: agentToken, baseURL: `${llm}/anthropic`, maxRetries: 0 });

@@ -3,13 +3,12 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import OpenAI from "openai";
-import { IdentityService, PrincipalKind } from "../gen/airlock/identity/v1/identity_pb.js";
-import { PolicyService } from "../gen/airlock/policy/v1/policy_pb.js";
-import { starterBundle } from "../services/cli/policy-commands.js";
+import { IdentityService } from "../gen/airlock/identity/v1/identity_pb.js";
 import { startFakeUpstream } from "../scripts/fake-upstream.js";
 import { connectTo } from "./support/clients.js";
 import { createTestDatabase, redisUrl, testServiceSecret } from "./support/env.js";
 import { spawnAirlock, type AirlockProcess } from "./support/process.js";
+import { orgWithAgent } from "./support/org-setup.js";
 import { recordsOf } from "./support/records.js";
 
 test("the proxy in its own process: calls identity and policy over the network, and drops a revoked token at once", async (t) => {
@@ -44,24 +43,8 @@ test("the proxy in its own process: calls identity and policy over the network, 
     }
   ).endpoints.llm;
 
-  const boot = await connectTo(IdentityService, core.url).bootstrap({
-    orgName: "apart",
-    adminEmail: "admin@apart.test",
-  });
-  await connectTo(PolicyService, core.url, boot.token).applyBundle({
-    orgId: boot.org!.id,
-    bundle: starterBundle(),
-  });
-  const agent = (
-    await connectTo(IdentityService, core.url, boot.token).createPrincipal({
-      kind: PrincipalKind.AGENT,
-      displayName: "far",
-    })
-  ).principal!;
-  const created = await connectTo(IdentityService, core.url, boot.token).createToken({
-    principalId: agent.id,
-  });
-  const openai = new OpenAI({ apiKey: created.token, baseURL: `${llm}/openai/v1`, maxRetries: 0 });
+  const org = await orgWithAgent(core.url, { org: "apart" });
+  const openai = new OpenAI({ apiKey: org.agentToken, baseURL: `${llm}/openai/v1`, maxRetries: 0 });
 
   const answer = await openai.chat.completions.create({
     model: "gpt-4o",
@@ -71,7 +54,7 @@ test("the proxy in its own process: calls identity and policy over the network, 
   const { request } = await recordsOf(dataDir, (r) =>
     JSON.stringify(r.content.body).includes("(split)"),
   );
-  t.is(request.principalId, agent.id);
+  t.is(request.principalId, org.agentId);
   t.true(
     (await t.throwsAsync(
       openai.chat.completions.create({
@@ -82,8 +65,8 @@ test("the proxy in its own process: calls identity and policy over the network, 
   );
 
   // The proxy keeps the token's answer in process; identity's revocation message must drop it.
-  await connectTo(IdentityService, core.url, boot.token).revokeToken({
-    tokenId: created.tokenInfo!.id,
+  await connectTo(IdentityService, core.url, org.adminToken).revokeToken({
+    tokenId: org.agentTokenId,
   });
   let refused = false;
   const revokedAt = performance.now();
