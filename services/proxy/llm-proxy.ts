@@ -102,14 +102,16 @@ export class LlmProxy {
       );
     const principal = who.principal!;
     const context = callContext(spec, req, who, route, body.json);
+    const modelObject = `model:${route.targets[0]!.provider.name}/${model}`;
     const decision = await this.decide(
       principal.id,
       context.orgId,
-      `model:${route.targets[0]!.provider.name}/${model}`,
+      modelObject,
       "invoke",
       spec.api,
     );
-    const offered = offeredTools(spec.endpoint, body.json);
+    // A denied call goes nowhere: its tools need no decisions.
+    const offered = decision.allowed ? offeredTools(spec.endpoint, body.json) : [];
     const removed = new Set<string>();
     await Promise.all(
       offered.map(async (name) => {
@@ -143,7 +145,7 @@ export class LlmProxy {
         );
       });
     if (!decision.allowed) {
-      const message = `Airlock policy does not let ${principal.id} invoke model:${route.targets[0]!.provider.name}/${model} (${decision.reason})`;
+      const message = `Airlock policy does not let ${principal.id} invoke ${modelObject} (${decision.reason})`;
       await this.finish(context, started, { status: "denied", httpStatus: 403, error: message });
       throw new Refusal(providerError(spec.api, 403, message));
     }
