@@ -2,6 +2,7 @@ import { flagsToEnv } from "../kit/config.js";
 import { serviceNames } from "../kit/runtime-config.js";
 import { startRuntime } from "../kit/runtime.js";
 import type { ServiceDefinition } from "../kit/service-module.js";
+import { auditDefinition } from "../audit/run.js";
 import { identityDefinition } from "../identity/run.js";
 import { policyDefinition } from "../policy/run.js";
 import { proxyDefinition } from "../proxy/run.js";
@@ -11,6 +12,7 @@ import { UsageError } from "./output.js";
 const buildableServices: readonly ServiceDefinition[] = [
   identityDefinition,
   policyDefinition,
+  auditDefinition,
   proxyDefinition,
 ];
 

@@ -4,6 +4,7 @@ import {
   readAddr,
   readDuration,
   readEnum,
+  readInt,
   readString,
   readUrl,
   type Addr,
@@ -18,6 +19,12 @@ export interface RuntimeConfig {
   redisUrl: URL | undefined;
   dataDir: string;
   rpcAddr: Addr;
+  /**
+   * The largest RPC message accepted. The audit service's Append carries the
+   * proxy's records, and a request record holds a whole prompt (up to the
+   * proxy's body limit), so the bound sits above that.
+   */
+  rpcMaxMessageBytes: number;
   /** Unset only in all-in-one mode, where the process generates one. */
   serviceSecret: string | undefined;
   logLevel: string;
@@ -64,6 +71,13 @@ export function readRuntimeConfig(env: Env, split: boolean): RuntimeConfig {
     redisUrl,
     dataDir: resolve(readString(env, "AIRLOCK_DATA_DIR", "./.airlock")),
     rpcAddr: readAddr(env, "AIRLOCK_RPC_ADDR", "127.0.0.1:4001"),
+    rpcMaxMessageBytes: readInt(
+      env,
+      "AIRLOCK_RPC_MAX_MESSAGE_BYTES",
+      64 * 1024 * 1024,
+      1024 * 1024,
+      1024 * 1024 * 1024,
+    ),
     serviceSecret,
     logLevel: readEnum(
       env,

@@ -112,6 +112,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     );
     const server = await startServer({
       addr: config.rpcAddr,
+      maxMessageBytes: config.rpcMaxMessageBytes,
       routes: (router) => {
         router.service(Health, healthService(health));
         routes(router);

@@ -1,0 +1,32 @@
+import { createHash } from "node:crypto";
+
+/** A JSON value as records carry it. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/**
+ * JSON with object keys sorted at every level and no whitespace: the one
+ * text a value hashes as, whoever wrote it and however a database stored it.
+ * Numbers must be finite; `undefined` members are left out, as JSON does.
+ */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value === "boolean" || typeof value === "string") {
+    return JSON.stringify(value);
+  }
+  if (typeof value === "number") {
+    if (!Number.isFinite(value)) throw new TypeError("canonical JSON has no place for NaN or Infinity");
+    return JSON.stringify(value);
+  }
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+  }
+  throw new TypeError(`canonical JSON has no place for a ${typeof value}`);
+}
+
+/** Lowercase hex SHA-256 of a text's UTF-8 bytes. */
+export function sha256Hex(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}

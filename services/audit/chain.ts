@@ -1,0 +1,82 @@
+import { canonicalJson, sha256Hex } from "./canonical.js";
+
+/** Token counts as stored. */
+export interface StoredUsage {
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadTokens: number;
+  cacheWriteTokens: number;
+  reasoningTokens: number;
+}
+
+/**
+ * A record's metadata as stored and hashed: everything but the content,
+ * which is represented by its digest. Times are whole milliseconds, the
+ * precision every reader (pg's Date, JSON) keeps.
+ */
+export interface RecordMeta {
+  id: string;
+  kind: string;
+  timeMs: number;
+  orgId: string;
+  actor: string;
+  actorKind: string;
+  action: string;
+  subject: string;
+  status: string;
+  sessionId: string;
+  interceptionId: string;
+  workspace: string;
+  repositories: string[];
+  userAgent: string;
+  provider: string;
+  model: string;
+  toolNames: string[];
+  usage: StoredUsage;
+  latencyMs: number;
+  /** Canonical JSON text of the attributes object. */
+  attributes: string;
+  /** SHA-256 of the canonical content text, or "" when there was none. */
+  contentSha256: string;
+}
+
+/** Where a record sits in its chain. */
+export interface ChainLink {
+  chainId: string;
+  seq: number;
+  prevHash: string;
+  hash: string;
+}
+
+export type ChainedRecord = RecordMeta & ChainLink;
+
+/** The hash of a record: SHA-256 over its canonical metadata and its place in the chain. */
+export function recordHash(meta: RecordMeta, link: Omit<ChainLink, "hash">): string {
+  return sha256Hex(
+    canonicalJson({
+      ...meta,
+      chainId: link.chainId,
+      seq: link.seq,
+      prevHash: link.prevHash,
+    }),
+  );
+}
+
+/** A chain's head: the last position handed out and its record's hash. */
+export interface ChainHead {
+  chainId: string;
+  seq: number;
+  hash: string;
+}
+
+/** Gives the next records of a chain their positions and hashes, in order. */
+export function extendChain(head: ChainHead, records: readonly RecordMeta[]): ChainedRecord[] {
+  let { seq, hash } = head;
+  return records.map((meta) => {
+    const link = { chainId: head.chainId, seq: seq + 1, prevHash: hash };
+    const chained = { ...meta, ...link, hash: recordHash(meta, link) };
+    seq = chained.seq;
+    hash = chained.hash;
+    return chained;
+  });
+}

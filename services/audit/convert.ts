@@ -1,0 +1,130 @@
+import { create, type JsonObject } from "@bufbuild/protobuf";
+import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import {
+  RecordSchema,
+  UsageSchema,
+  type Record as AuditRecord,
+} from "../../gen/airlock/audit/v1/audit_pb.js";
+import { invalid } from "../kit/errors.js";
+import { canonicalJson, sha256Hex } from "./canonical.js";
+import type { ChainedRecord, RecordMeta } from "./chain.js";
+
+/** A record ready to store: its metadata and, when it has any, its canonical content text. */
+export interface IncomingRecord {
+  meta: RecordMeta;
+  content: string | undefined;
+}
+
+const kindPattern = /^[a-z][a-z_]*(\.[a-z_]+)+$/;
+const idPattern = /^[\x21-\x7e]{1,200}$/;
+
+/**
+ * Checks a record from a writer and puts it in the form that is stored and
+ * hashed. Text columns cannot hold NUL, and a writer's record must never be
+ * refused for one (it would block its spool), so NUL becomes U+FFFD before
+ * the record is hashed; content keeps it, escaped inside its JSON text.
+ */
+export function incomingRecord(r: AuditRecord, index: number): IncomingRecord {
+  const where = `records[${index}]`;
+  if (!idPattern.test(r.id)) throw invalid(`${where}.id: expected 1-200 printable characters`);
+  if (!kindPattern.test(r.kind))
+    throw invalid(`${where}.kind: expected a dotted lowercase name like llm.request`);
+  if (!r.time) throw invalid(`${where}.time: required`);
+  if (!r.orgId) throw invalid(`${where}.org_id: required`);
+  const hasContent = r.content !== undefined && Object.keys(r.content).length > 0;
+  const content = hasContent ? canonicalJson(r.content) : undefined;
+  const usage = r.usage;
+  return {
+    meta: {
+      id: r.id,
+      kind: r.kind,
+      timeMs: Math.floor(timestampDate(r.time).getTime()),
+      orgId: clean(r.orgId),
+      actor: clean(r.actor),
+      actorKind: clean(r.actorKind),
+      action: clean(r.action),
+      subject: clean(r.subject),
+      status: clean(r.status),
+      sessionId: clean(r.sessionId),
+      interceptionId: clean(r.interceptionId),
+      workspace: clean(r.workspace),
+      repositories: r.repositories.map(clean),
+      userAgent: clean(r.userAgent),
+      provider: clean(r.provider),
+      model: clean(r.model),
+      toolNames: r.toolNames.map(clean),
+      usage: {
+        inputTokens: Number(usage?.inputTokens ?? 0n),
+        outputTokens: Number(usage?.outputTokens ?? 0n),
+        cacheReadTokens: Number(usage?.cacheReadTokens ?? 0n),
+        cacheWriteTokens: Number(usage?.cacheWriteTokens ?? 0n),
+        reasoningTokens: Number(usage?.reasoningTokens ?? 0n),
+      },
+      latencyMs: Number(r.latencyMs),
+      attributes: canonicalJson(r.attributes ?? {}),
+      contentSha256: content === undefined ? "" : sha256Hex(content),
+    },
+    content,
+  };
+}
+
+function clean(text: string): string {
+  return text.includes("\0") ? text.replaceAll("\0", "\uFFFD") : text;
+}
+
+/**
+ * A stored record as callers see it. `content` is the stored content text
+ * when the caller may read it, null when it may but the content was purged,
+ * and undefined when it may not.
+ */
+export function recordToProto(r: ChainedRecord, content: string | null | undefined): AuditRecord {
+  return create(RecordSchema, {
+    id: r.id,
+    kind: r.kind,
+    time: timestampFromMs(r.timeMs),
+    orgId: r.orgId,
+    actor: r.actor,
+    actorKind: r.actorKind,
+    action: r.action,
+    subject: r.subject,
+    status: r.status,
+    sessionId: r.sessionId,
+    interceptionId: r.interceptionId,
+    workspace: r.workspace,
+    repositories: r.repositories,
+    userAgent: r.userAgent,
+    provider: r.provider,
+    model: r.model,
+    toolNames: r.toolNames,
+    usage: create(UsageSchema, {
+      inputTokens: BigInt(r.usage.inputTokens),
+      outputTokens: BigInt(r.usage.outputTokens),
+      cacheReadTokens: BigInt(r.usage.cacheReadTokens),
+      cacheWriteTokens: BigInt(r.usage.cacheWriteTokens),
+      reasoningTokens: BigInt(r.usage.reasoningTokens),
+    }),
+    latencyMs: BigInt(r.latencyMs),
+    attributes: JSON.parse(r.attributes) as JsonObject,
+    content: typeof content === "string" ? (JSON.parse(content) as JsonObject) : undefined,
+    contentSha256: r.contentSha256,
+    chainId: r.chainId,
+    seq: BigInt(r.seq),
+    prevHash: r.prevHash,
+    hash: r.hash,
+    contentPurged: content === null && r.contentSha256 !== "",
+  });
+}
+
+/** The chained form of a record read back from an export (content left out). */
+export function protoToChained(r: AuditRecord): ChainedRecord {
+  const { meta } = incomingRecord(r, 0);
+  return {
+    ...meta,
+    // The stored digest, not one of the (absent) content.
+    contentSha256: r.contentSha256,
+    chainId: r.chainId,
+    seq: Number(r.seq),
+    prevHash: r.prevHash,
+    hash: r.hash,
+  };
+}

@@ -1,0 +1,317 @@
+import { inTransaction, type Pool, type PoolClient } from "../kit/pg.js";
+import { extendChain, type ChainedRecord } from "./chain.js";
+import { signCheckpoint, type CheckpointData, type SigningKey } from "./checkpoint.js";
+import type { IncomingRecord } from "./convert.js";
+import { dayOf, type Partitions } from "./partitions.js";
+
+/** Columns of audit.records in insert order, with the array type each is sent as. */
+const recordColumns: [string, string, (r: ChainedRecord) => unknown][] = [
+  ["id", "text", (r) => r.id],
+  ["time", "timestamptz", (r) => new Date(r.timeMs).toISOString()],
+  ["kind", "text", (r) => r.kind],
+  ["org_id", "text", (r) => r.orgId],
+  ["actor", "text", (r) => r.actor],
+  ["actor_kind", "text", (r) => r.actorKind],
+  ["action", "text", (r) => r.action],
+  ["subject", "text", (r) => r.subject],
+  ["status", "text", (r) => r.status],
+  ["session_id", "text", (r) => r.sessionId],
+  ["interception_id", "text", (r) => r.interceptionId],
+  ["workspace", "text", (r) => r.workspace],
+  // unnest flattens a 2-D array, so lists travel as JSON texts.
+  ["repositories", "json", (r) => JSON.stringify(r.repositories)],
+  ["user_agent", "text", (r) => r.userAgent],
+  ["provider", "text", (r) => r.provider],
+  ["model", "text", (r) => r.model],
+  ["tool_names", "json", (r) => JSON.stringify(r.toolNames)],
+  ["input_tokens", "int8", (r) => r.usage.inputTokens],
+  ["output_tokens", "int8", (r) => r.usage.outputTokens],
+  ["cache_read_tokens", "int8", (r) => r.usage.cacheReadTokens],
+  ["cache_write_tokens", "int8", (r) => r.usage.cacheWriteTokens],
+  ["reasoning_tokens", "int8", (r) => r.usage.reasoningTokens],
+  ["latency_ms", "int8", (r) => r.latencyMs],
+  ["attributes", "text", (r) => r.attributes],
+  ["content_sha256", "text", (r) => r.contentSha256],
+  ["chain_id", "text", (r) => r.chainId],
+  ["seq", "int8", (r) => r.seq],
+  ["prev_hash", "text", (r) => r.prevHash],
+  ["hash", "text", (r) => r.hash],
+];
+
+const insertRecordsSql = `INSERT INTO audit.records (${recordColumns.map(([c]) => c).join(", ")})
+  SELECT ${recordColumns
+    .map(([c, type]) =>
+      type === "json" ? `ARRAY(SELECT json_array_elements_text(${c}))` : c,
+    )
+    .join(", ")}
+  FROM unnest(${recordColumns.map(([, type], i) => `$${i + 1}::${type}[]`).join(", ")})
+    AS t(${recordColumns.map(([c]) => c).join(", ")})`;
+
+/** The columns a stored record is read back with. */
+export const recordSelect = recordColumns.map(([c]) => c).join(", ");
+
+export interface RecordRow {
+  id: string;
+  time: Date;
+  kind: string;
+  org_id: string;
+  actor: string;
+  actor_kind: string;
+  action: string;
+  subject: string;
+  status: string;
+  session_id: string;
+  interception_id: string;
+  workspace: string;
+  repositories: string[];
+  user_agent: string;
+  provider: string;
+  model: string;
+  tool_names: string[];
+  input_tokens: string;
+  output_tokens: string;
+  cache_read_tokens: string;
+  cache_write_tokens: string;
+  reasoning_tokens: string;
+  latency_ms: string;
+  attributes: string;
+  content_sha256: string;
+  chain_id: string;
+  seq: string;
+  prev_hash: string;
+  hash: string;
+}
+
+/** A stored row as the chain sees it. */
+export function rowToChained(row: RecordRow): ChainedRecord {
+  return {
+    id: row.id,
+    kind: row.kind,
+    timeMs: row.time.getTime(),
+    orgId: row.org_id,
+    actor: row.actor,
+    actorKind: row.actor_kind,
+    action: row.action,
+    subject: row.subject,
+    status: row.status,
+    sessionId: row.session_id,
+    interceptionId: row.interception_id,
+    workspace: row.workspace,
+    repositories: row.repositories,
+    userAgent: row.user_agent,
+    provider: row.provider,
+    model: row.model,
+    toolNames: row.tool_names,
+    usage: {
+      inputTokens: Number(row.input_tokens),
+      outputTokens: Number(row.output_tokens),
+      cacheReadTokens: Number(row.cache_read_tokens),
+      cacheWriteTokens: Number(row.cache_write_tokens),
+      reasoningTokens: Number(row.reasoning_tokens),
+    },
+    latencyMs: Number(row.latency_ms),
+    attributes: row.attributes,
+    contentSha256: row.content_sha256,
+    chainId: row.chain_id,
+    seq: Number(row.seq),
+    prevHash: row.prev_hash,
+    hash: row.hash,
+  };
+}
+
+interface HeadRow {
+  chain_id: string;
+  seq: string;
+  hash: string;
+  checkpoint_seq: string;
+  checkpoint_hash: string;
+}
+
+export interface AppendResult {
+  stored: number;
+  duplicates: number;
+  /** Chains that received records, for waking tails and exporters. */
+  chains: string[];
+}
+
+/** When to sign a checkpoint, and with what. */
+export interface CheckpointPolicy {
+  key: SigningKey;
+  /** A checkpoint once a chain has moved this many records past its last one. */
+  every: number;
+}
+
+/**
+ * Writes the audit log. Each org's records form one chain (chain id = org
+ * id); a batch takes its chains' head rows with FOR UPDATE, in id order so
+ * two batches never deadlock, which also serialises positions across
+ * replicas in commit order.
+ */
+export class PgAuditWriter {
+  constructor(
+    private readonly pool: Pool,
+    private readonly partitions: Partitions,
+    private readonly checkpoints: CheckpointPolicy,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async append(records: readonly IncomingRecord[]): Promise<AppendResult> {
+    if (records.length === 0) return { stored: 0, duplicates: 0, chains: [] };
+    await this.partitions.ensure(records.map((r) => dayOf(r.meta.timeMs)));
+    return inTransaction(this.pool, async (tx) => {
+      const chainIds = [...new Set(records.map((r) => r.meta.orgId))].sort();
+      const heads = await lockHeads(tx, chainIds);
+      const fresh = await this.withoutStored(tx, records);
+      const byChain = new Map<string, IncomingRecord[]>();
+      for (const r of fresh) {
+        const list = byChain.get(r.meta.orgId) ?? [];
+        list.push(r);
+        byChain.set(r.meta.orgId, list);
+      }
+      const chained: ChainedRecord[] = [];
+      const contents: { id: string; timeMs: number; orgId: string; body: string }[] = [];
+      for (const [chainId, list] of byChain) {
+        const head = heads.get(chainId)!;
+        const links = extendChain(
+          { chainId, seq: Number(head.seq), hash: head.hash },
+          list.map((r) => r.meta),
+        );
+        chained.push(...links);
+        for (const r of list) {
+          if (r.content !== undefined)
+            contents.push({
+              id: r.meta.id,
+              timeMs: r.meta.timeMs,
+              orgId: r.meta.orgId,
+              body: r.content,
+            });
+        }
+        const last = links.at(-1)!;
+        head.seq = String(last.seq);
+        head.hash = last.hash;
+      }
+      if (chained.length > 0) {
+        await tx.query(
+          insertRecordsSql,
+          recordColumns.map(([, , value]) => chained.map(value)),
+        );
+      }
+      if (contents.length > 0) {
+        await tx.query(
+          `INSERT INTO audit.contents (record_id, time, org_id, body)
+           SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[])`,
+          [
+            contents.map((c) => c.id),
+            contents.map((c) => new Date(c.timeMs).toISOString()),
+            contents.map((c) => c.orgId),
+            contents.map((c) => c.body),
+          ],
+        );
+      }
+      for (const chainId of byChain.keys()) {
+        const head = heads.get(chainId)!;
+        const due = Number(head.seq) - Number(head.checkpoint_seq) >= this.checkpoints.every;
+        await saveHead(tx, head, due ? this.checkpoint(head) : undefined);
+      }
+      return {
+        stored: chained.length,
+        duplicates: records.length - chained.length,
+        chains: [...byChain.keys()],
+      };
+    });
+  }
+
+  /**
+   * Signs the head of every chain that has moved since its last checkpoint,
+   * so a quiet chain's last records are covered within the checkpoint interval.
+   */
+  async checkpointMovedChains(): Promise<number> {
+    const { rows } = await this.pool.query<{ chain_id: string }>(
+      "SELECT chain_id FROM audit.chains WHERE seq > checkpoint_seq",
+    );
+    for (const { chain_id } of rows) {
+      await inTransaction(this.pool, async (tx) => {
+        const head = (await lockHeads(tx, [chain_id])).get(chain_id)!;
+        if (Number(head.seq) > Number(head.checkpoint_seq))
+          await saveHead(tx, head, this.checkpoint(head));
+      });
+    }
+    return rows.length;
+  }
+
+  private checkpoint(head: HeadRow): CheckpointData {
+    return signCheckpoint(this.checkpoints.key, {
+      chainId: head.chain_id,
+      seq: Number(head.seq),
+      hash: head.hash,
+      prevCheckpointHash: head.checkpoint_hash,
+      timeMs: this.now(),
+    });
+  }
+
+  /** The records of a batch not stored yet (retries send records again), each once. */
+  private async withoutStored(
+    tx: PoolClient,
+    records: readonly IncomingRecord[],
+  ): Promise<IncomingRecord[]> {
+    const times = records.map((r) => r.meta.timeMs);
+    // The time bounds let Postgres look only in the partitions the batch falls in.
+    const { rows } = await tx.query<{ id: string; time: Date }>(
+      `SELECT id, time FROM audit.records
+       WHERE id = ANY($1) AND time >= $2 AND time <= $3`,
+      [
+        records.map((r) => r.meta.id),
+        new Date(Math.min(...times)).toISOString(),
+        new Date(Math.max(...times)).toISOString(),
+      ],
+    );
+    const seen = new Set(rows.map((r) => `${r.id} ${r.time.getTime()}`));
+    return records.filter((r) => {
+      const key = `${r.meta.id} ${r.meta.timeMs}`;
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
+  }
+}
+
+async function lockHeads(tx: PoolClient, chainIds: string[]): Promise<Map<string, HeadRow>> {
+  await tx.query(
+    "INSERT INTO audit.chains (chain_id) SELECT unnest($1::text[]) ORDER BY 1 ON CONFLICT DO NOTHING",
+    [chainIds],
+  );
+  const { rows } = await tx.query<HeadRow>(
+    `SELECT chain_id, seq, hash, checkpoint_seq, checkpoint_hash FROM audit.chains
+     WHERE chain_id = ANY($1) ORDER BY chain_id FOR UPDATE`,
+    [chainIds],
+  );
+  return new Map(rows.map((r) => [r.chain_id, r]));
+}
+
+async function saveHead(tx: PoolClient, head: HeadRow, checkpoint: CheckpointData | undefined) {
+  if (checkpoint) {
+    await tx.query(
+      `INSERT INTO audit.checkpoints
+         (chain_id, seq, hash, prev_checkpoint_hash, time, key_id, checkpoint_hash, signature)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+      [
+        checkpoint.chainId,
+        checkpoint.seq,
+        checkpoint.hash,
+        checkpoint.prevCheckpointHash,
+        new Date(checkpoint.timeMs).toISOString(),
+        checkpoint.keyId,
+        checkpoint.checkpointHash,
+        checkpoint.signature,
+      ],
+    );
+    head.checkpoint_seq = String(checkpoint.seq);
+    head.checkpoint_hash = checkpoint.checkpointHash;
+  }
+  await tx.query(
+    `UPDATE audit.chains SET seq = $2, hash = $3, checkpoint_seq = $4, checkpoint_hash = $5,
+       updated_at = now() WHERE chain_id = $1`,
+    [head.chain_id, head.seq, head.hash, head.checkpoint_seq, head.checkpoint_hash],
+  );
+}
+

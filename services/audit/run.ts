@@ -1,0 +1,84 @@
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createClient } from "@connectrpc/connect";
+import { AuditService } from "../../gen/airlock/audit/v1/audit_pb.js";
+import { PolicyService } from "../../gen/airlock/policy/v1/policy_pb.js";
+import { DecisionCache } from "../kit/decision-cache.js";
+import { migrate } from "../kit/pg.js";
+import type { ServiceDefinition } from "../kit/service-module.js";
+import { Audit } from "./audit.js";
+import { publicKeysFromPem } from "./checkpoint.js";
+import { readAuditConfig } from "./config.js";
+import { AppendNotifier } from "./notifier.js";
+import { Partitions } from "./partitions.js";
+import { PgAuditPurger } from "./pg-purge.js";
+import { PgAuditReader } from "./pg-reader.js";
+import { PgAuditWriter } from "./pg-store.js";
+import { auditRoutes } from "./routes.js";
+import { loadSigningKey, registerSigningKey } from "./signing-key.js";
+
+const migrations = fileURLToPath(new URL("./migrations", import.meta.url));
+
+/** Composes the audit service: the log in Postgres, its checkpoints, and who may read it. */
+export const auditDefinition: ServiceDefinition = {
+  name: "audit",
+  configure: (env) => {
+    const config = readAuditConfig(env);
+    return async (platform) => {
+      const log = platform.log.child({ component: "audit" });
+      await migrate(platform.pool, "audit", migrations, log);
+      const key = await loadSigningKey(
+        config.signingKeyFile,
+        join(platform.dataDir, "keys", "audit-signing-key.pem"),
+      );
+      await registerSigningKey(platform.pool, key);
+      const partitions = new Partitions(platform.pool);
+      await partitions.ensureAhead(Date.now(), config.partitionDaysAhead);
+      const writer = new PgAuditWriter(platform.pool, partitions, {
+        key,
+        every: config.checkpointEvery,
+      });
+      const reader = new PgAuditReader(platform.pool);
+      const notifier = new AppendNotifier(platform.cache, log);
+      await notifier.start();
+      platform.lifecycle.onStop("audit notifier", () => notifier.stop());
+      const decisions = new DecisionCache(
+        createClient(PolicyService, platform.peer("policy")),
+        platform.cache,
+      );
+      await decisions.start();
+      platform.lifecycle.onStop("audit decision cache", () => decisions.stop());
+      const audit = new Audit({
+        writer,
+        reader,
+        check: (request) => decisions.check(request),
+        notifier,
+        publicKeys: async () =>
+          publicKeysFromPem((await reader.signingKeys()).map((k) => k.publicKeyPem)),
+      });
+      const housekeeping = setInterval(() => {
+        writer
+          .checkpointMovedChains()
+          .then(() => partitions.ensureAhead(Date.now(), config.partitionDaysAhead))
+          .catch((err: unknown) => log.error({ err }, "audit checkpoint or partition upkeep failed"));
+      }, config.checkpointIntervalMs);
+      platform.lifecycle.onStop("audit checkpoints", async () => {
+        clearInterval(housekeeping);
+        // The last records before a stop get their signature now, not at the next start.
+        await writer.checkpointMovedChains().catch(() => undefined);
+      });
+      log.info({ keyId: key.keyId }, "audit checkpoints signed");
+      return {
+        name: "audit",
+        serviceNames: [AuditService.typeName],
+        routes: auditRoutes({
+          audit,
+          reader,
+          purger: new PgAuditPurger(platform.pool),
+          tailPollMs: config.tailPollMs,
+        }),
+        publicRpcs: [],
+      };
+    };
+  },
+};
