@@ -43,8 +43,7 @@ export function auditService(deps: AuditServiceDeps): ServiceImpl<typeof AuditSe
     async query(req, ctx) {
       const grant = await audit.grant(caller(ctx), req.orgId, req.includeContent);
       const pageSize = req.pageSize === 0 ? 100 : req.pageSize;
-      if (pageSize < 1 || pageSize > maxPage)
-        throw invalid(`page_size: expected 1 to ${maxPage}`);
+      if (pageSize < 1 || pageSize > maxPage) throw invalid(`page_size: expected 1 to ${maxPage}`);
       const records = await audit.query(grant, {
         sinceMs: ms(req.since),
         untilMs: ms(req.until),

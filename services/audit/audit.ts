@@ -19,7 +19,9 @@ export const maxAppendBatch = 5000;
 export interface AuditDeps {
   writer: PgAuditWriter;
   reader: PgAuditReader;
-  check(request: Pick<CheckRequest, "subject" | "orgId" | "object" | "action">): Promise<CheckResponse>;
+  check(
+    request: Pick<CheckRequest, "subject" | "orgId" | "object" | "action">,
+  ): Promise<CheckResponse>;
   notifier: AppendNotifier;
   publicKeys(): Promise<ReadonlyMap<string, KeyObject>>;
   now?: () => number;
@@ -100,7 +102,7 @@ export class Audit {
     });
     const checkpoints = await reader.checkpoints(orgId, first, last);
     let next = 0;
-    for (let after = first - 1; after < last && !verifier.failed; ) {
+    for (let after = first - 1; after < last && !verifier.failed;) {
       const page = await reader.chainAfter(orgId, after, 2000, last);
       if (page.length === 0) break;
       const contents = await reader.contents(page);
@@ -133,9 +135,7 @@ export class Audit {
     return this.deps.notifier.wait(orgId, ms, signal);
   }
 
-  private async store(
-    records: Parameters<PgAuditWriter["append"]>[0],
-  ): Promise<AppendResult> {
+  private async store(records: Parameters<PgAuditWriter["append"]>[0]): Promise<AppendResult> {
     const result = await this.deps.writer.append(records);
     if (result.chains.length > 0) this.deps.notifier.appended(result.chains);
     return result;
@@ -179,6 +179,8 @@ export class Audit {
       action: "read",
     });
     if (!decision.allowed)
-      throw denied(`reading ${object === "audit" ? "the audit log" : "audit content"} needs read on ${object} (${decision.reason})`);
+      throw denied(
+        `reading ${object === "audit" ? "the audit log" : "audit content"} needs read on ${object} (${decision.reason})`,
+      );
   }
 }

@@ -13,7 +13,8 @@ export function canonicalJson(value: unknown): string {
     return JSON.stringify(value);
   }
   if (typeof value === "number") {
-    if (!Number.isFinite(value)) throw new TypeError("canonical JSON has no place for NaN or Infinity");
+    if (!Number.isFinite(value))
+      throw new TypeError("canonical JSON has no place for NaN or Infinity");
     return JSON.stringify(value);
   }
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;

@@ -52,14 +52,35 @@ export type ChainedRecord = RecordMeta & ChainLink;
 
 /** The hash of a record: SHA-256 over its canonical metadata and its place in the chain. */
 export function recordHash(meta: RecordMeta, link: Omit<ChainLink, "hash">): string {
-  return sha256Hex(
-    canonicalJson({
-      ...meta,
-      chainId: link.chainId,
-      seq: link.seq,
-      prevHash: link.prevHash,
-    }),
-  );
+  const hashed: RecordMeta & Omit<ChainLink, "hash"> = {
+    id: meta.id,
+    kind: meta.kind,
+    timeMs: meta.timeMs,
+    orgId: meta.orgId,
+    actor: meta.actor,
+    actorKind: meta.actorKind,
+    action: meta.action,
+    subject: meta.subject,
+    status: meta.status,
+    sessionId: meta.sessionId,
+    interceptionId: meta.interceptionId,
+    workspace: meta.workspace,
+    repositories: meta.repositories,
+    userAgent: meta.userAgent,
+    provider: meta.provider,
+    model: meta.model,
+    toolNames: meta.toolNames,
+    usage: meta.usage,
+    latencyMs: meta.latencyMs,
+    attributes: meta.attributes,
+    contentSha256: meta.contentSha256,
+    chainId: link.chainId,
+    seq: link.seq,
+    prevHash: link.prevHash,
+  };
+  // Named field by field: a caller passing a whole stored record (with its
+  // `hash`, or a database's extra columns) must hash the same.
+  return sha256Hex(canonicalJson(hashed));
 }
 
 /** A chain's head: the last position handed out and its record's hash. */

@@ -33,9 +33,11 @@ export class AppendNotifier {
   /** Called after a batch committed. */
   appended(chains: readonly string[]): void {
     this.wake(chains);
-    this.cache.publish(auditAppendedChannel, chains.join(" ")).catch((err: unknown) =>
-      this.log.warn({ err }, "audit append notice not published; other replicas will poll"),
-    );
+    this.cache
+      .publish(auditAppendedChannel, chains.join(" "))
+      .catch((err: unknown) =>
+        this.log.warn({ err }, "audit append notice not published; other replicas will poll"),
+      );
   }
 
   /** Runs `listener` after every stored batch, with the chains it touched. */

@@ -95,12 +95,7 @@ export class PgAuditReader {
     const { rows } = await this.pool.query<{ record_id: string; body: string }>(
       `SELECT record_id, body FROM audit.contents
        WHERE record_id = ANY($1) AND org_id = $2 AND time >= $3 AND time <= $4`,
-      [
-        wanted.map((r) => r.id),
-        wanted[0]!.orgId,
-        iso(Math.min(...times)),
-        iso(Math.max(...times)),
-      ],
+      [wanted.map((r) => r.id), wanted[0]!.orgId, iso(Math.min(...times)), iso(Math.max(...times))],
     );
     return new Map(rows.map((r) => [r.record_id, r.body]));
   }
@@ -126,7 +121,9 @@ export class PgAuditReader {
       [chainId],
     );
     const row = rows[0];
-    return row && { seq: Number(row.seq), hash: row.hash, checkpointSeq: Number(row.checkpoint_seq) };
+    return (
+      row && { seq: Number(row.seq), hash: row.hash, checkpointSeq: Number(row.checkpoint_seq) }
+    );
   }
 
   /** Every chain's head position. */

@@ -40,9 +40,7 @@ const recordColumns: [string, string, (r: ChainedRecord) => unknown][] = [
 
 const insertRecordsSql = `INSERT INTO audit.records (${recordColumns.map(([c]) => c).join(", ")})
   SELECT ${recordColumns
-    .map(([c, type]) =>
-      type === "json" ? `ARRAY(SELECT json_array_elements_text(${c}))` : c,
-    )
+    .map(([c, type]) => (type === "json" ? `ARRAY(SELECT json_array_elements_text(${c}))` : c))
     .join(", ")}
   FROM unnest(${recordColumns.map(([, type], i) => `$${i + 1}::${type}[]`).join(", ")})
     AS t(${recordColumns.map(([c]) => c).join(", ")})`;
@@ -314,4 +312,3 @@ async function saveHead(tx: PoolClient, head: HeadRow, checkpoint: CheckpointDat
     [head.chain_id, head.seq, head.hash, head.checkpoint_seq, head.checkpoint_hash],
   );
 }
-

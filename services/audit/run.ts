@@ -60,7 +60,9 @@ export const auditDefinition: ServiceDefinition = {
         writer
           .checkpointMovedChains()
           .then(() => partitions.ensureAhead(Date.now(), config.partitionDaysAhead))
-          .catch((err: unknown) => log.error({ err }, "audit checkpoint or partition upkeep failed"));
+          .catch((err: unknown) =>
+            log.error({ err }, "audit checkpoint or partition upkeep failed"),
+          );
       }, config.checkpointIntervalMs);
       platform.lifecycle.onStop("audit checkpoints", async () => {
         clearInterval(housekeeping);
