@@ -230,7 +230,8 @@ export function toOcsf(record: Record, options: { includeContent: boolean }): Oc
     },
     http_request: record.userAgent ? { user_agent: record.userAgent } : undefined,
     resources: !llm && record.subject ? [{ uid: record.subject, type: record.kind }] : undefined,
-    ai_model: llm && record.model ? { name: record.model, ai_provider: record.provider } : undefined,
+    ai_model:
+      llm && record.model ? { name: record.model, ai_provider: record.provider } : undefined,
     message_context: llm ? messageContext(record) : undefined,
     unmapped: unmapped(record, options.includeContent),
   };

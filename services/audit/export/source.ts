@@ -43,6 +43,7 @@ export function advance(cursor: ExportCursor, records: readonly Record[]): Expor
 /** Records stored but not yet delivered, summed over chains. */
 export function lagOf(cursor: ExportCursor, heads: ExportCursor): number {
   let lag = 0;
-  for (const [chain, head] of Object.entries(heads)) lag += Math.max(0, head - (cursor[chain] ?? 0));
+  for (const [chain, head] of Object.entries(heads))
+    lag += Math.max(0, head - (cursor[chain] ?? 0));
   return lag;
 }
