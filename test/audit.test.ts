@@ -316,3 +316,22 @@ test.serial("after a content purge by the retention service, Verify still passes
   const after = await as(contentAuditor).query({ includeContent: true, kinds: ["llm.response"] });
   t.true(after.records.every((r) => r.content === undefined && r.contentPurged));
 });
+
+test.serial("identity and policy changes reach the audit log through their outboxes", async (t) => {
+  let kinds = new Set<string>();
+  for (let i = 0; i < 100 && !(kinds.has("identity.token") && kinds.has("policy.change")); i++) {
+    const page = await as(auditor).query({
+      kinds: ["identity.token", "identity.principal", "policy.change"],
+    });
+    kinds = new Set(page.records.map((r) => r.kind));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  t.true(kinds.has("identity.token"), "token creation recorded");
+  t.true(kinds.has("identity.principal"), "principal creation recorded");
+  t.true(kinds.has("policy.change"), "the starter bundle recorded");
+  const { rows } = await db.query(
+    "SELECT (SELECT count(*) FROM identity.audit_outbox) + (SELECT count(*) FROM policy.audit_outbox) AS n",
+  );
+  t.is(Number(rows[0].n), 0, "shipped events leave the outboxes");
+  t.true((await as(auditor).verify({})).ok);
+});

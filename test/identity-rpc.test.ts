@@ -18,7 +18,11 @@ let h: Harness;
 let admin: { token: string; id: string; orgId: string };
 
 test.before(async () => {
-  h = await startIdentity({ AIRLOCK_SERVICE_SECRET: secret });
+  h = await startIdentity({
+    AIRLOCK_SERVICE_SECRET: secret,
+    // The limit under test below; the default is sized for the audit log's batches.
+    AIRLOCK_RPC_MAX_MESSAGE_BYTES: String(4 * 1024 * 1024),
+  });
   const res = await h.client().bootstrap({ orgName: "acme", adminEmail: "Admin@Acme.test" });
   admin = { token: res.token, id: res.admin!.id, orgId: res.org!.id };
 });

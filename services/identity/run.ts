@@ -1,6 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { IdentityService } from "../../gen/airlock/identity/v1/identity_pb.js";
 import { OutboxAuditEvents } from "../kit/audit-events.js";
+import { shipOutbox } from "../kit/outbox-shipper.js";
 import { migrate } from "../kit/pg.js";
 import type { ServiceDefinition } from "../kit/service-module.js";
 import { readIdentityConfig } from "./config.js";
@@ -21,6 +22,7 @@ export const identityDefinition: ServiceDefinition = {
     return async (platform) => {
       const log = platform.log.child({ component: "identity" });
       await migrate(platform.pool, "identity", migrations, log);
+      shipOutbox(platform, "identity", log);
       const identity = new Identity({
         store: new PgIdentityStore(platform.pool, new OutboxAuditEvents("identity")),
         sessions: new SessionCache(platform.cache, config.sessionCacheTtlMs),

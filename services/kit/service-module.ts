@@ -24,6 +24,8 @@ export interface Platform {
   registry: Registry;
   /** A transport to another service, in-process or over the network, signed with a service credential. */
   peer(name: string): Transport;
+  /** Whether `peer(name)` can work: the service is hosted here or its URL is configured. */
+  hasPeer(name: string): boolean;
 }
 
 /** A service as the runtime hosts it, alone or beside the others. */

@@ -3,6 +3,7 @@ import { createClient } from "@connectrpc/connect";
 import { IdentityService } from "../../gen/airlock/identity/v1/identity_pb.js";
 import { PolicyService } from "../../gen/airlock/policy/v1/policy_pb.js";
 import { OutboxAuditEvents } from "../kit/audit-events.js";
+import { shipOutbox } from "../kit/outbox-shipper.js";
 import { migrate } from "../kit/pg.js";
 import type { ServiceDefinition } from "../kit/service-module.js";
 import { readPolicyConfig } from "./config.js";
@@ -22,6 +23,7 @@ export const policyDefinition: ServiceDefinition = {
     return async (platform) => {
       const log = platform.log.child({ component: "policy" });
       await migrate(platform.pool, "policy", migrations, log);
+      shipOutbox(platform, "policy", log);
       const store = new PgPolicyStore(platform.pool, new OutboxAuditEvents("policy"));
       const engine = new PolicyEngine(store, platform.cache, log);
       await engine.start(config.catchUpEveryMs);
