@@ -1,0 +1,168 @@
+import test from "ava";
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { RecordSchema } from "../../gen/airlock/audit/v1/audit_pb.js";
+import { auditRecord } from "./audit-record.js";
+import type { CallContext, LlmRequestRecord, LlmResponseRecord } from "./records.js";
+
+const context: CallContext = {
+  id: "0b6f1c8e-4a55-4d0e-9f6e-2a1c3b4d5e6f",
+  sessionId: "s_abc",
+  orgId: "org_1",
+  principalId: "agt_1",
+  principalKind: "agent",
+  workspace: "web",
+  repositories: ["github.com/acme/app"],
+  userAgent: "OpenAI/JS 6.0",
+  api: "openai",
+  endpoint: "chat",
+  provider: "openai",
+  model: "gpt-4o",
+  stream: true,
+};
+
+const request: LlmRequestRecord = {
+  ...context,
+  kind: "llm.request",
+  time: "2025-01-02T03:04:05.678Z",
+  removedTools: ["delete_repo"],
+  content: {
+    body: {
+      model: "gpt-4o",
+      messages: [{ role: "user", content: "hi" }],
+      tools: [{ type: "function", function: { name: "get_weather", parameters: {} } }],
+    },
+  },
+};
+
+const response: LlmResponseRecord = {
+  ...context,
+  kind: "llm.response",
+  time: "2025-01-02T03:04:06.000Z",
+  status: "ok",
+  httpStatus: 200,
+  upstreamModel: "gpt-4o-2024-11-20",
+  attempts: 2,
+  latencyMs: 41.204,
+  ttfbMs: 41.2,
+  stopReason: "tool_calls",
+  usage: {
+    inputTokens: 12,
+    outputTokens: 7,
+    cacheReadTokens: 3,
+    cacheWriteTokens: 0,
+    reasoningTokens: 1,
+  },
+  toolNames: ["get_weather"],
+  error: "",
+  content: {
+    text: "Let me look.",
+    reasoning: "",
+    toolCalls: [{ id: "call_1", name: "get_weather", arguments: '{"city":"Paris"}' }],
+  },
+};
+
+/** What the audit service receives: the record after the wire. */
+const sent = (r: ReturnType<typeof auditRecord>) =>
+  fromBinary(RecordSchema, toBinary(RecordSchema, r));
+
+test("a request record: its own id, who and what, the tools sent upstream, the body as content", (t) => {
+  const r = sent(auditRecord(request));
+  t.is(r.id, `${context.id}.request`);
+  t.is(r.interceptionId, context.id);
+  t.is(r.kind, "llm.request");
+  t.is(timestampDate(r.time!).toISOString(), request.time);
+  t.is(r.orgId, "org_1");
+  t.is(r.actor, "agt_1");
+  t.is(r.actorKind, "agent");
+  t.is(r.action, "invoke");
+  t.is(r.status, "");
+  t.is(r.sessionId, "s_abc");
+  t.is(r.workspace, "web");
+  t.deepEqual(r.repositories, ["github.com/acme/app"]);
+  t.is(r.userAgent, "OpenAI/JS 6.0");
+  t.is(r.provider, "openai");
+  t.is(r.model, "gpt-4o");
+  t.deepEqual(r.toolNames, ["get_weather"]);
+  t.deepEqual(r.attributes, {
+    api: "openai",
+    endpoint: "chat",
+    stream: true,
+    removedTools: ["delete_repo"],
+  });
+  t.deepEqual(r.content, { body: request.content.body });
+});
+
+test("a response record: its own id, status, usage, latency, tool calls and the answer as content", (t) => {
+  const r = sent(auditRecord(response));
+  t.is(r.id, `${context.id}.response`);
+  t.is(r.interceptionId, context.id);
+  t.not(r.id, auditRecord(request).id);
+  t.is(r.kind, "llm.response");
+  t.is(r.status, "ok");
+  t.deepEqual(r.toolNames, ["get_weather"]);
+  t.is(r.usage!.inputTokens, 12n);
+  t.is(r.usage!.outputTokens, 7n);
+  t.is(r.usage!.cacheReadTokens, 3n);
+  t.is(r.usage!.reasoningTokens, 1n);
+  t.is(r.latencyMs, 42n, "rounded up, so never below the time to first byte");
+  t.deepEqual(r.attributes, {
+    api: "openai",
+    endpoint: "chat",
+    stream: true,
+    httpStatus: 200,
+    upstreamModel: "gpt-4o-2024-11-20",
+    attempts: 2,
+    ttfbMs: 41.2,
+    stopReason: "tool_calls",
+    error: "",
+  });
+  t.deepEqual(r.content, {
+    text: "Let me look.",
+    reasoning: "",
+    toolCalls: [{ id: "call_1", name: "get_weather", arguments: '{"city":"Paris"}' }],
+  });
+});
+
+test("tool names of a request follow each API's shape; a request without tools names none", (t) => {
+  const anthropic = auditRecord({
+    ...request,
+    api: "anthropic",
+    endpoint: "messages",
+    content: { body: { model: "claude", tools: [{ name: "bash" }, { name: "edit" }] } },
+  });
+  t.deepEqual(anthropic.toolNames, ["bash", "edit"]);
+  const responses = auditRecord({
+    ...request,
+    endpoint: "responses",
+    content: {
+      body: {
+        tools: [
+          { type: "function", name: "f" },
+          { type: "mcp", server_label: "gh" },
+        ],
+      },
+    },
+  });
+  t.deepEqual(responses.toolNames, ["f", "mcp.gh"]);
+  t.deepEqual(auditRecord({ ...request, content: { body: { model: "gpt-4o" } } }).toolNames, []);
+});
+
+test("a response that never reached the client keeps ttfb -1 and its error", (t) => {
+  const r = sent(
+    auditRecord({
+      ...response,
+      status: "error",
+      httpStatus: 502,
+      ttfbMs: -1,
+      error: "the upstream could not be reached",
+      toolNames: [],
+      content: { text: "", reasoning: "", toolCalls: [] },
+    }),
+  );
+  t.is(r.status, "error");
+  t.is(r.attributes!.ttfbMs, -1);
+  t.is(r.attributes!.httpStatus, 502);
+  t.is(r.attributes!.error, "the upstream could not be reached");
+  t.deepEqual(r.content, { text: "", reasoning: "", toolCalls: [] });
+});
