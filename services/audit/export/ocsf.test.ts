@@ -45,7 +45,15 @@ const response = record({
     reasoningTokens: 100n,
   },
   latencyMs: 850n,
-  attributes: { http_status: 200, stop_reason: "end_turn" },
+  // As the proxy writes them (services/proxy/audit-record.ts).
+  attributes: {
+    api: "anthropic",
+    endpoint: "messages",
+    httpStatus: 200,
+    upstreamModel: "claude-sonnet-4-20250514",
+    stopReason: "end_turn",
+    error: "",
+  },
   content: { text: "the secret plan" },
   contentSha256: "c0ffee",
 });
@@ -77,13 +85,17 @@ test("an LLM response becomes an API Activity Create with the ai_operation profi
     },
     actor: { user: { uid: "agent-7", type_id: 99, type: "Agent", org: { uid: "org-1" } } },
     api: {
-      operation: "invoke",
+      operation: "messages",
       service: { name: "anthropic" },
       request: { uid: "call-1" },
       response: { code: 200 },
     },
     http_request: { user_agent: "claude-cli/1.0" },
-    ai_model: { name: "claude-sonnet-4", ai_provider: "anthropic" },
+    ai_model: {
+      name: "claude-sonnet-4",
+      ai_provider: "anthropic",
+      uid: "claude-sonnet-4-20250514",
+    },
     message_context: {
       uid: "sess-1",
       ai_role_id: 2,
@@ -105,7 +117,15 @@ test("an LLM response becomes an API Activity Create with the ai_operation profi
       cache_read_tokens: 1000,
       cache_write_tokens: 5,
       reasoning_tokens: 100,
-      attributes: { http_status: 200, stop_reason: "end_turn" },
+      // As the proxy writes them (services/proxy/audit-record.ts).
+      attributes: {
+        api: "anthropic",
+        endpoint: "messages",
+        httpStatus: 200,
+        upstreamModel: "claude-sonnet-4-20250514",
+        stopReason: "end_turn",
+        error: "",
+      },
       content_sha256: "c0ffee",
       chain: { id: "org-1", seq: 42, prev_hash: "aa", hash: "bb" },
     },
@@ -118,6 +138,18 @@ test("content leaves only when the sink asks for it; its digest always does", (t
   t.deepEqual(asJson(response, true).unmapped.content, { text: "the secret plan" });
   const purged = record({ kind: "llm.request", contentSha256: "c0ffee", contentPurged: true });
   t.like(asJson(purged, true).unmapped, { content_sha256: "c0ffee", content_purged: true });
+});
+
+test("an upstream failure carries its HTTP status and error message", (t) => {
+  const failed = record({
+    kind: "llm.response",
+    status: "error",
+    attributes: { httpStatus: 502, error: "upstream closed the connection" },
+  });
+  t.deepEqual(asJson(failed).api.response, {
+    code: 502,
+    error_message: "upstream closed the connection",
+  });
 });
 
 test("an LLM request speaks for the user and has no token counts yet", (t) => {

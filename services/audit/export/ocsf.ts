@@ -47,11 +47,11 @@ export interface OcsfEvent {
     operation: string;
     service: { name: string };
     request?: { uid: string };
-    response?: { code: number };
+    response?: { code?: number; error_message?: string };
   };
   http_request?: { user_agent: string };
   resources?: { uid: string; type: string }[];
-  ai_model?: { name: string; ai_provider: string };
+  ai_model?: { name: string; ai_provider: string; uid?: string };
   message_context?: {
     uid?: string;
     ai_role_id: number;
@@ -173,6 +173,10 @@ function statusOf(status: string): { status_id: StatusId; status: string; detail
 }
 
 const isLlm = (kind: string) => kind.startsWith("llm.");
+const stringAttribute = (attributes: JsonObject, name: string) => {
+  const value = attributes[name];
+  return typeof value === "string" && value !== "" ? value : undefined;
+};
 const text = (s: string) => (s === "" ? undefined : s);
 const list = (a: string[]) => (a.length === 0 ? undefined : [...a]);
 const positive = (n: bigint) => (n > 0n ? Number(n) : undefined);
@@ -189,7 +193,9 @@ export function toOcsf(record: Record, options: { includeContent: boolean }): Oc
   const llm = isLlm(record.kind);
   const user = userTypes[record.actorKind] ?? { type_id: 0, type: "Unknown" };
   const activityName = activity === 99 ? record.action || record.kind : activityNames[activity];
-  const httpStatus = record.attributes?.["http_status"];
+  const attributes = record.attributes ?? {};
+  const httpStatus = attributes["httpStatus"];
+  const error = stringAttribute(attributes, "error");
   const event: OcsfEvent = {
     category_uid: 6,
     category_name: "Application Activity",
@@ -223,15 +229,27 @@ export function toOcsf(record: Record, options: { includeContent: boolean }): Oc
       },
     },
     api: {
-      operation: llm ? record.action || record.kind : `${record.kind}.${record.action}`,
+      operation: llm
+        ? (stringAttribute(attributes, "endpoint") ?? (record.action || record.kind))
+        : `${record.kind}.${record.action}`,
       service: { name: llm ? record.provider : `airlock.${record.kind.split(".")[0]}` },
       request: record.interceptionId ? { uid: record.interceptionId } : undefined,
-      response: typeof httpStatus === "number" ? { code: httpStatus } : undefined,
+      response:
+        typeof httpStatus === "number" || error
+          ? { code: typeof httpStatus === "number" ? httpStatus : undefined, error_message: error }
+          : undefined,
     },
     http_request: record.userAgent ? { user_agent: record.userAgent } : undefined,
     resources: !llm && record.subject ? [{ uid: record.subject, type: record.kind }] : undefined,
     ai_model:
-      llm && record.model ? { name: record.model, ai_provider: record.provider } : undefined,
+      llm && record.model
+        ? {
+            name: record.model,
+            ai_provider: record.provider,
+            // The model that answered, as the provider named it: often a dated version of `model`.
+            uid: stringAttribute(attributes, "upstreamModel"),
+          }
+        : undefined,
     message_context: llm ? messageContext(record) : undefined,
     unmapped: unmapped(record, options.includeContent),
   };
