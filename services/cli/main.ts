@@ -2,6 +2,8 @@ import { parseArgs } from "node:util";
 import { ConfigError } from "../kit/config.js";
 import { serviceNames } from "../kit/runtime-config.js";
 import { describeFailure, type ClientOptions } from "./client.js";
+import * as audit from "./audit-commands.js";
+import * as auditChain from "./audit-chain-commands.js";
 import * as identity from "./identity-commands.js";
 import * as policy from "./policy-commands.js";
 import { Output, UsageError } from "./output.js";
@@ -25,6 +27,22 @@ const usage = `usage: airlock <command> [options]
   policy check SUBJECT OBJECT ACTION --org ORG_ID
                               the decision and the rule that made it (exit 3 on deny)
   policy list [--org ORG_ID]  the org's rules
+  audit query [--since 24h|ISO] [--until …] [--actor ID] [--kind K]... [--provider P]
+      [--model M] [--workspace W] [--repository R] [--session S] [--tool T] [--status S]
+      [--limit 50] [--content]
+                              the org's audit records, newest first (--json: one per line)
+  audit get ID [--content]    one record
+  audit tail [--from-start] [--cursor C]
+                              records as they are stored, until Ctrl-C
+  audit usage --since 7d [--until …]
+                              tokens and calls by day, principal and model
+  audit verify [--from SEQ] [--to SEQ]
+                              the server checks the hash chain (exit 1 when broken)
+  audit export --out FILE [--from SEQ] [--to SEQ]
+                              records, checkpoints and signing keys as JSON lines
+  audit verify --file FILE --public-key KEY.pem...
+                              checks an export offline against the keys you pin only
+  audit keys                  the public keys that sign checkpoints (PEM, to pin)
 
 common options:
   --url URL      server (AIRLOCK_URL, default http://127.0.0.1:4001); services running
@@ -59,6 +77,25 @@ const options = {
   "service-secret": { type: "string" },
   "log-level": { type: "string" },
   "dry-run": { type: "boolean" },
+  since: { type: "string" },
+  until: { type: "string" },
+  actor: { type: "string" },
+  kind: { type: "string", multiple: true },
+  provider: { type: "string" },
+  model: { type: "string" },
+  repository: { type: "string" },
+  session: { type: "string" },
+  tool: { type: "string" },
+  status: { type: "string" },
+  limit: { type: "string" },
+  content: { type: "boolean" },
+  "from-start": { type: "boolean" },
+  cursor: { type: "string" },
+  from: { type: "string" },
+  to: { type: "string" },
+  out: { type: "string" },
+  file: { type: "string" },
+  "public-key": { type: "string", multiple: true },
 } as const;
 
 async function main(argv: string[], client: ClientOptions): Promise<void> {
@@ -129,6 +166,29 @@ async function main(argv: string[], client: ClientOptions): Promise<void> {
     case "policy list":
       needsToken();
       return policy.policyList(client, out, flags);
+    case "audit query":
+      needsToken();
+      return audit.auditQuery(client, out, flags);
+    case "audit get":
+      needsToken();
+      return audit.auditGet(client, out, rest[0], flags);
+    case "audit tail":
+      needsToken();
+      return audit.auditTail(client, flags);
+    case "audit usage":
+      needsToken();
+      return audit.auditUsage(client, out, flags);
+    case "audit verify":
+      // With --file nothing is asked of a server: the export is checked here.
+      if (flags.file !== undefined) return auditChain.auditVerifyFile(out, flags);
+      needsToken();
+      return auditChain.auditVerify(client, out, flags);
+    case "audit export":
+      needsToken();
+      return auditChain.auditExport(client, out, flags);
+    case "audit keys":
+      needsToken();
+      return audit.auditKeys(client, out);
     default:
       throw new UsageError(`unknown command: ${positionals.join(" ")}\n\n${usage}`);
   }
