@@ -12,13 +12,21 @@ export function dayName(day: number): string {
   return new Date(day * dayMs).toISOString().slice(0, 10).replaceAll("-", "");
 }
 
+/**
+ * Creating a partition locks its parent table exclusively. An append holds
+ * this advisory lock shared from its first statement, and partition upkeep
+ * takes it exclusively before any table lock, so the two wait for each
+ * other instead of deadlocking over the tables' and chains' locks.
+ */
+export const partitionLock = "hashtext('airlock.audit.partitions')";
+
 /** The partitioned tables, each with one partition per UTC day. */
 export const partitionedTables = ["records", "contents"] as const;
 
 /**
  * Creates the daily partitions of the audit tables. Each process remembers
  * the days it has seen, so the steady state costs nothing; replicas creating
- * the same day take turns on an advisory lock.
+ * the same day take turns on an advisory lock (see partitionLock).
  */
 export class Partitions {
   private readonly known = new Set<number>();
@@ -30,7 +38,7 @@ export class Partitions {
     const missing = [...new Set(days)].filter((d) => !this.known.has(d));
     if (missing.length === 0) return;
     await inTransaction(this.pool, async (tx) => {
-      await tx.query("SELECT pg_advisory_xact_lock(hashtext('airlock.audit.partitions'))");
+      await tx.query(`SELECT pg_advisory_xact_lock(${partitionLock})`);
       for (const day of missing) {
         const from = new Date(day * dayMs).toISOString();
         const to = new Date((day + 1) * dayMs).toISOString();

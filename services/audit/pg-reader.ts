@@ -58,7 +58,9 @@ export class PgAuditReader {
     if (f.sinceMs !== undefined) add((p) => `time >= ${p}`, iso(f.sinceMs));
     if (f.untilMs !== undefined) add((p) => `time < ${p}`, iso(f.untilMs));
     if (f.actor) add((p) => `actor = ${p}`, f.actor);
-    if (f.kinds?.length) add((p) => `kind = ANY(${p})`, f.kinds);
+    // One kind as an equality, so the kind index serves the order as well as the filter.
+    if (f.kinds?.length === 1) add((p) => `kind = ${p}`, f.kinds[0]);
+    else if (f.kinds?.length) add((p) => `kind = ANY(${p})`, f.kinds);
     if (f.provider) add((p) => `provider = ${p}`, f.provider);
     if (f.model) add((p) => `model = ${p}`, f.model);
     if (f.workspace) add((p) => `workspace = ${p}`, f.workspace);

@@ -1,8 +1,8 @@
 import { inTransaction, type Pool, type PoolClient } from "../kit/pg.js";
-import { extendChain, type ChainedRecord } from "./chain.js";
+import { extendChain, type ChainedRecord, type RecordMeta } from "./chain.js";
 import { signCheckpoint, type CheckpointData, type SigningKey } from "./checkpoint.js";
 import type { IncomingRecord } from "./convert.js";
-import { dayOf, type Partitions } from "./partitions.js";
+import { dayOf, partitionLock, type Partitions } from "./partitions.js";
 
 /** Columns of audit.records in insert order, with the array type each is sent as. */
 const recordColumns: [string, string, (r: ChainedRecord) => unknown][] = [
@@ -38,12 +38,16 @@ const recordColumns: [string, string, (r: ChainedRecord) => unknown][] = [
   ["hash", "text", (r) => r.hash],
 ];
 
+/** Thrown inside an append transaction to roll it back when the batch holds stored records. */
+const alreadyStored = new Error("batch holds records already stored");
+
 const insertRecordsSql = `INSERT INTO audit.records (${recordColumns.map(([c]) => c).join(", ")})
   SELECT ${recordColumns
     .map(([c, type]) => (type === "json" ? `ARRAY(SELECT json_array_elements_text(${c}))` : c))
     .join(", ")}
   FROM unnest(${recordColumns.map(([, type], i) => `$${i + 1}::${type}[]`).join(", ")})
-    AS t(${recordColumns.map(([c]) => c).join(", ")})`;
+    AS t(${recordColumns.map(([c]) => c).join(", ")})
+  ON CONFLICT DO NOTHING`;
 
 /** The columns a stored record is read back with. */
 export const recordSelect = recordColumns.map(([c]) => c).join(", ");
@@ -153,58 +157,52 @@ export class PgAuditWriter {
     private readonly now: () => number = Date.now,
   ) {}
 
+  /**
+   * Stores a batch. Retries are rare (a shipper that lost an ack), so the
+   * batch is first inserted as if none of it were stored; only when the
+   * insert finds a stored id is the transaction rolled back and the batch
+   * filtered against what is stored, so that a retried record never takes a
+   * second position in its chain.
+   */
   async append(records: readonly IncomingRecord[]): Promise<AppendResult> {
     if (records.length === 0) return { stored: 0, duplicates: 0, chains: [] };
     await this.partitions.ensure(records.map((r) => dayOf(r.meta.timeMs)));
+    try {
+      return await this.appendOnce(records, false);
+    } catch (err) {
+      if (err !== alreadyStored) throw err;
+      return this.appendOnce(records, true);
+    }
+  }
+
+  private appendOnce(records: readonly IncomingRecord[], filter: boolean): Promise<AppendResult> {
     return inTransaction(this.pool, async (tx) => {
+      await tx.query(`SELECT pg_advisory_xact_lock_shared(${partitionLock})`);
+      // Content first: it needs no position, so the chains' locks are not held while it is written.
+      await insertContents(tx, records);
       const chainIds = [...new Set(records.map((r) => r.meta.orgId))].sort();
       const heads = await lockHeads(tx, chainIds);
-      const fresh = await this.withoutStored(tx, records);
-      const byChain = new Map<string, IncomingRecord[]>();
+      const fresh = filter ? await this.withoutStored(tx, records) : onlyFirstOfEachId(records);
+      const byChain = new Map<string, RecordMeta[]>();
       for (const r of fresh) {
         const list = byChain.get(r.meta.orgId) ?? [];
-        list.push(r);
+        list.push(r.meta);
         byChain.set(r.meta.orgId, list);
       }
       const chained: ChainedRecord[] = [];
-      const contents: { id: string; timeMs: number; orgId: string; body: string }[] = [];
       for (const [chainId, list] of byChain) {
         const head = heads.get(chainId)!;
-        const links = extendChain(
-          { chainId, seq: Number(head.seq), hash: head.hash },
-          list.map((r) => r.meta),
-        );
+        const links = extendChain({ chainId, seq: Number(head.seq), hash: head.hash }, list);
         chained.push(...links);
-        for (const r of list) {
-          if (r.content !== undefined)
-            contents.push({
-              id: r.meta.id,
-              timeMs: r.meta.timeMs,
-              orgId: r.meta.orgId,
-              body: r.content,
-            });
-        }
-        const last = links.at(-1)!;
-        head.seq = String(last.seq);
-        head.hash = last.hash;
+        head.seq = String(links.at(-1)!.seq);
+        head.hash = links.at(-1)!.hash;
       }
       if (chained.length > 0) {
-        await tx.query(
+        const inserted = await tx.query(
           insertRecordsSql,
           recordColumns.map(([, , value]) => chained.map(value)),
         );
-      }
-      if (contents.length > 0) {
-        await tx.query(
-          `INSERT INTO audit.contents (record_id, time, org_id, body)
-           SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[])`,
-          [
-            contents.map((c) => c.id),
-            contents.map((c) => new Date(c.timeMs).toISOString()),
-            contents.map((c) => c.orgId),
-            contents.map((c) => c.body),
-          ],
-        );
+        if (inserted.rowCount !== chained.length) throw alreadyStored;
       }
       for (const chainId of byChain.keys()) {
         const head = heads.get(chainId)!;
@@ -263,14 +261,40 @@ export class PgAuditWriter {
         new Date(Math.max(...times)).toISOString(),
       ],
     );
-    const seen = new Set(rows.map((r) => `${r.id} ${r.time.getTime()}`));
-    return records.filter((r) => {
-      const key = `${r.meta.id} ${r.meta.timeMs}`;
-      if (seen.has(key)) return false;
-      seen.add(key);
-      return true;
-    });
+    return onlyFirstOfEachId(records, new Set(rows.map((r) => `${r.id} ${r.time.getTime()}`)));
   }
+}
+
+/**
+ * A batch with each record id once (a writer may repeat a record within one
+ * batch), leaving out the `seen` ones (keyed "id time").
+ */
+function onlyFirstOfEachId(
+  records: readonly IncomingRecord[],
+  seen = new Set<string>(),
+): IncomingRecord[] {
+  return records.filter((r) => {
+    const key = `${r.meta.id} ${r.meta.timeMs}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+async function insertContents(tx: PoolClient, records: readonly IncomingRecord[]): Promise<void> {
+  const contents = records.filter((r) => r.content !== undefined);
+  if (contents.length === 0) return;
+  await tx.query(
+    `INSERT INTO audit.contents (record_id, time, org_id, body)
+     SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[])
+     ON CONFLICT DO NOTHING`,
+    [
+      contents.map((r) => r.meta.id),
+      contents.map((r) => new Date(r.meta.timeMs).toISOString()),
+      contents.map((r) => r.meta.orgId),
+      contents.map((r) => r.content),
+    ],
+  );
 }
 
 async function lockHeads(tx: PoolClient, chainIds: string[]): Promise<Map<string, HeadRow>> {

@@ -1,0 +1,188 @@
+/**
+ * Audit ingest and query, against `airlock serve identity policy audit` in
+ * its own process on the real Postgres:
+ * - sustained Append: shippers send batches of records with ~2 KB of
+ *   content each (a prompt and an answer), as the proxy's spool shipper does,
+ *   with a service credential over loopback; records/s;
+ * - the log is then filled to BENCH_AUDIT_RECORDS (default 1,000,000)
+ *   records spread over 30 days, 50 principals, 5 models and 20,000 sessions;
+ * - Query as an auditor over loopback: a filtered first page (by principal,
+ *   model, session, kind, tool, a time range), p50/p95.
+ *
+ *   npm run bench:audit
+ *
+ * Environment: BENCH_AUDIT_RECORDS, BENCH_SECONDS (ingest phase, default 20),
+ * BENCH_CONCURRENCY (shippers, default 4), BENCH_BATCH (records per Append,
+ * default 500), BENCH_SAMPLES (queries per filter, default 200).
+ */
+import { randomUUID } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import pg from "pg";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { AuditService, RecordSchema, UsageSchema } from "../gen/airlock/audit/v1/audit_pb.js";
+import { IdentityService, PrincipalKind } from "../gen/airlock/identity/v1/identity_pb.js";
+import { PolicyService } from "../gen/airlock/policy/v1/policy_pb.js";
+import { starterBundle } from "../services/cli/policy-commands.js";
+import { ServiceCredentials } from "../services/kit/service-credentials.js";
+import { connectTo } from "../test/support/clients.js";
+import { createTestDatabase, redisUrl, testServiceSecret } from "../test/support/env.js";
+import { spawnAirlock } from "../test/support/process.js";
+import { cpuMs, quantile, rssMb, timeEach } from "./bench-support.js";
+
+const total = Number(process.env.BENCH_AUDIT_RECORDS ?? 1_000_000);
+const seconds = Number(process.env.BENCH_SECONDS ?? 20);
+const shippers = Number(process.env.BENCH_CONCURRENCY ?? 4);
+const batch = Number(process.env.BENCH_BATCH ?? 500);
+const samples = Number(process.env.BENCH_SAMPLES ?? 200);
+const days = 30;
+const models = ["gpt-4.1-mini", "gpt-4o", "o4-mini", "claude-sonnet-4", "claude-haiku-4"];
+const tools = ["shell", "read_file", "write_file", "search", "git"];
+
+// About 2 KB of content per record: a short prompt conversation and an answer.
+const prompt = "Refactor the payment retry loop so that it backs off exponentially. ".repeat(14);
+const answer = "Here is the change: wrap the call in a loop with a capped delay. ".repeat(14);
+
+let made = 0;
+function record(orgId: string, timeMs: number) {
+  const n = made++;
+  return create(RecordSchema, {
+    id: `${randomUUID()}.response`,
+    kind: n % 2 === 0 ? "llm.request" : "llm.response",
+    time: timestampFromMs(timeMs),
+    orgId,
+    actor: `agt_bench${n % 50}`,
+    actorKind: "agent",
+    action: "invoke",
+    status: n % 97 === 0 ? "error" : "ok",
+    sessionId: `ses_${n % 20_000}`,
+    interceptionId: randomUUID(),
+    workspace: `ws${n % 7}`,
+    repositories: [`github.com/acme/repo${n % 40}`],
+    userAgent: "claude-cli/2.0",
+    provider: n % 5 < 3 ? "openai" : "anthropic",
+    model: models[n % 5]!,
+    toolNames: [tools[n % 5]!],
+    usage: create(UsageSchema, { inputTokens: 1200n, outputTokens: 300n, cacheReadTokens: 800n }),
+    latencyMs: 900n,
+    attributes: { httpStatus: 200, stream: true, attempts: 1 },
+    content: {
+      body: { model: models[n % 5]!, messages: [{ role: "user", content: prompt }] },
+      text: answer,
+    },
+  });
+}
+
+const db = await createTestDatabase();
+const secret = testServiceSecret();
+const server = await spawnAirlock(["serve", "identity", "policy", "audit"], {
+  DATABASE_URL: db.url,
+  REDIS_URL: redisUrl,
+  AIRLOCK_SERVICE_SECRET: secret,
+  AIRLOCK_AUDIT_PARTITION_DAYS_AHEAD: "1",
+});
+server.child.stdout?.removeAllListeners("data").resume();
+try {
+  const boot = await connectTo(IdentityService, server.url).bootstrap({
+    orgName: "bench",
+    adminEmail: "bench@bench.test",
+  });
+  const orgId = boot.org!.id;
+  await connectTo(PolicyService, server.url, boot.token).applyBundle({
+    orgId,
+    bundle: starterBundle(),
+  });
+  const admin = connectTo(IdentityService, server.url, boot.token);
+  const auditorId = (
+    await admin.createPrincipal({
+      kind: PrincipalKind.SERVICE_ACCOUNT,
+      displayName: "auditor",
+      roles: ["auditor"],
+    })
+  ).principal!.id;
+  const auditorToken = (await admin.createToken({ principalId: auditorId })).token;
+  const audit = connectTo(
+    AuditService,
+    server.url,
+    new ServiceCredentials(secret, "proxy").issue("audit"),
+  );
+  const now = Date.now();
+  // A batch holds consecutive records (one spool segment); batches spread over the days.
+  const timeOf = (i: number) =>
+    now - (Math.floor(i / batch) % days) * 86_400_000 - (i % 86_400) * 1000;
+  const sendBatch = () =>
+    audit.append({
+      records: Array.from({ length: batch }, (_, i) => record(orgId, timeOf(made + i))),
+    });
+
+  // Warm-up: one batch per day creates the days' partitions (as upkeep does ahead of time).
+  for (let i = 0; i < days; i++) await sendBatch();
+
+  const cpuBefore = await cpuMs(server.child.pid!);
+  const started = performance.now();
+  const until = started + seconds * 1000;
+  let stored = 0;
+  await Promise.all(
+    Array.from({ length: shippers }, async () => {
+      while (performance.now() < until) stored += (await sendBatch()).stored;
+    }),
+  );
+  const elapsed = (performance.now() - started) / 1000;
+  const ingestCpu = (await cpuMs(server.child.pid!)) - cpuBefore;
+  const ingest = Math.round(stored / elapsed);
+
+  // Fill to the total, as fast as it goes.
+  const fillStarted = performance.now();
+  await Promise.all(
+    Array.from({ length: shippers }, async () => {
+      while (made < total) await sendBatch();
+    }),
+  );
+  const fillRate = Math.round((made - stored) / ((performance.now() - fillStarted) / 1000));
+  const pgClient = new pg.Client({ connectionString: db.url });
+  await pgClient.connect();
+  const count = Number(
+    (await pgClient.query<{ n: string }>("SELECT count(*) AS n FROM audit.records")).rows[0]!.n,
+  );
+  await pgClient.end();
+
+  const asAuditor = connectTo(AuditService, server.url, auditorToken);
+  await asAuditor.query({});
+  const filters: [string, Parameters<typeof asAuditor.query>[0]][] = [
+    ["newest first, no filter", {}],
+    ["by principal", { actor: "agt_bench7" }],
+    ["by model", { model: "o4-mini" }],
+    ["by session", { sessionId: "ses_4242" }],
+    ["by kind", { kinds: ["llm.response"] }],
+    ["by tool", { toolName: "git" }],
+    ["by status (rare: error)", { status: "error" }],
+    ["by repository", { repository: "github.com/acme/repo7" }],
+    [
+      "principal + time range (a day, 10 days ago)",
+      {
+        actor: "agt_bench3",
+        since: timestampFromMs(now - 10 * 86_400_000),
+        until: timestampFromMs(now - 9 * 86_400_000),
+      },
+    ],
+  ];
+  const lines = [
+    `| filter (first page of 100) | samples | p50 ms | p95 ms |`,
+    `|---|---|---|---|`,
+  ];
+  for (const [name, filter] of filters) {
+    const sorted = await timeEach(samples, () => asAuditor.query({ ...filter, pageSize: 100 }));
+    lines.push(`| ${name} | ${sorted.length} | ${quantile(sorted, 0.5)} | ${quantile(sorted, 0.95)} |`);
+  }
+  console.log(`\nAudit benchmark, ${new Date().toISOString()}`);
+  console.log(
+    `\nAppend, ${shippers} shippers x batches of ${batch} records (~2 KB content each), ${elapsed.toFixed(1)} s: ` +
+      `${ingest} records/s sustained; audit process CPU ${(ingestCpu / elapsed / 10).toFixed(0)}% of one core, RSS ${await rssMb(server.child.pid!)} MiB`,
+  );
+  console.log(`Fill to ${count} stored records: ${fillRate} records/s`);
+  console.log(`\nQuery over ${count} records (${days} daily partitions), as an auditor over loopback:\n`);
+  console.log(lines.join("\n"));
+} finally {
+  await server.stop();
+  if (process.env.BENCH_KEEP_DB) console.log(`kept ${db.url}`);
+  else await db.drop();
+}
