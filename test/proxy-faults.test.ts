@@ -5,11 +5,12 @@ import { join } from "node:path";
 import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
 import { BreakerState, ProxyService } from "../gen/airlock/proxy/v1/proxy_pb.js";
+import { auditDefinition } from "../services/audit/run.js";
 import { identityDefinition } from "../services/identity/run.js";
 import { policyDefinition } from "../services/policy/run.js";
 import { proxyDefinition } from "../services/proxy/run.js";
 import { startFakeUpstream, type FakeUpstream } from "../scripts/fake-upstream.js";
-import { recordsOf } from "./support/records.js";
+import { readContentRule, recordsOf, type AuditReader } from "./support/records.js";
 import { orgWithAgent } from "./support/org-setup.js";
 import { startServices, type Harness } from "./support/runtime.js";
 
@@ -17,6 +18,7 @@ let primary: FakeUpstream;
 let backup: FakeUpstream;
 let h: Harness;
 let admin: string;
+let reader: AuditReader;
 let openai: OpenAI;
 let anthropic: Anthropic;
 let dir: string;
@@ -47,18 +49,22 @@ test.before(async () => {
     ].join("\n"),
   );
   await writeFile(join(dir, "backup.key"), "sk-backup-key\n");
-  h = await startServices([identityDefinition, policyDefinition, proxyDefinition], {
-    AIRLOCK_ROUTES_FILE: routes,
-    PRIMARY_KEY: "sk-primary-key",
-    AIRLOCK_ANTHROPIC_BASE_URL: primary.url,
-    AIRLOCK_UPSTREAM_RETRIES: "1",
-    AIRLOCK_BREAKER_RESET: "60s",
-  });
+  h = await startServices(
+    [identityDefinition, policyDefinition, auditDefinition, proxyDefinition],
+    {
+      AIRLOCK_ROUTES_FILE: routes,
+      PRIMARY_KEY: "sk-primary-key",
+      AIRLOCK_ANTHROPIC_BASE_URL: primary.url,
+      AIRLOCK_UPSTREAM_RETRIES: "1",
+      AIRLOCK_BREAKER_RESET: "60s",
+    },
+  );
   const org = await orgWithAgent(h.runtime.server.url, {
     org: "faulty",
-    extraRules: "p, role:developer, model:primary/*, invoke, allow",
+    extraRules: `p, role:developer, model:primary/*, invoke, allow\n${readContentRule}`,
   });
   admin = org.adminToken;
+  reader = { url: h.runtime.server.url, token: admin };
   const token = org.agentToken;
   openai = new OpenAI({
     apiKey: token,
@@ -90,7 +96,7 @@ test.serial("429 with Retry-After: the retry waits as asked, then succeeds", asy
   t.is(answer.model, "gpt-4o", "served by the primary on its retry");
   t.is(primary.requests.length - before, 2);
   t.true(waited >= 950, `waited ${waited.toFixed(0)} ms`);
-  const { response } = await recordsOf(h.dataDir, (r) =>
+  const { response } = await recordsOf(reader, (r) =>
     JSON.stringify(r.content.body).includes("(retry after)"),
   );
   t.is(response.attempts, 2);
@@ -131,7 +137,7 @@ test.serial(
     });
     const err = await t.throwsAsync(stream.finalMessage());
     t.regex(String(err?.message), /upstream stream failed|api_error/);
-    const { response } = await recordsOf(h.dataDir, (r) =>
+    const { response } = await recordsOf(reader, (r) =>
       JSON.stringify(r.content.body).includes("(midstream)"),
     );
     t.is(response.status, "error");

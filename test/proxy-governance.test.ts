@@ -4,11 +4,12 @@ import { promisify } from "node:util";
 import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
 import { BreakerState, ProxyService } from "../gen/airlock/proxy/v1/proxy_pb.js";
+import { auditDefinition } from "../services/audit/run.js";
 import { identityDefinition } from "../services/identity/run.js";
 import { policyDefinition } from "../services/policy/run.js";
 import { proxyDefinition } from "../services/proxy/run.js";
 import { startFakeUpstream, type FakeUpstream } from "../scripts/fake-upstream.js";
-import { recordsOf } from "./support/records.js";
+import { readContentRule, recordsOf, type AuditReader } from "./support/records.js";
 import { orgWithAgent } from "./support/org-setup.js";
 import { startServices, type Harness } from "./support/runtime.js";
 
@@ -16,25 +17,30 @@ const run = promisify(execFile);
 let fake: FakeUpstream;
 let h: Harness;
 let admin: string;
+let reader: AuditReader;
 let agentId: string;
 let agentToken: string;
 let llm: string;
 
 test.before(async () => {
   fake = await startFakeUpstream();
-  h = await startServices([identityDefinition, policyDefinition, proxyDefinition], {
-    AIRLOCK_OPENAI_BASE_URL: `${fake.url}/v1`,
-    AIRLOCK_ANTHROPIC_BASE_URL: fake.url,
-    AIRLOCK_PROXY_MAX_BODY_BYTES: String(64 * 1024),
-  });
+  h = await startServices(
+    [identityDefinition, policyDefinition, auditDefinition, proxyDefinition],
+    {
+      AIRLOCK_OPENAI_BASE_URL: `${fake.url}/v1`,
+      AIRLOCK_ANTHROPIC_BASE_URL: fake.url,
+      AIRLOCK_PROXY_MAX_BODY_BYTES: String(64 * 1024),
+    },
+  );
   ({
     adminToken: admin,
     agentId,
     agentToken,
   } = await orgWithAgent(h.runtime.server.url, {
     org: "governed",
-    extraRules: "p, role:agent, tool:delete_repo, use, deny",
+    extraRules: `p, role:agent, tool:delete_repo, use, deny\n${readContentRule}`,
   }));
+  reader = { url: h.runtime.server.url, token: admin };
   llm = h.runtime.endpoints.llm!;
 });
 test.after.always(async () => {
@@ -68,7 +74,7 @@ test.serial(
     );
     t.true(anth instanceof Anthropic.PermissionDeniedError);
     t.is(fake.requests.length, before);
-    const { response } = await recordsOf(h.dataDir, (r) =>
+    const { response } = await recordsOf(reader, (r) =>
       JSON.stringify(r.content.body).includes("(denied model)"),
     );
     t.is(response.status, "denied");
@@ -98,7 +104,7 @@ test.serial(
       ["get_weather"],
     );
     t.is(sent.tool_choice, undefined, "a choice of the removed tool goes too");
-    const { request } = await recordsOf(h.dataDir, (r) =>
+    const { request } = await recordsOf(reader, (r) =>
       JSON.stringify(r.content.body).includes("(tool stripping)"),
     );
     t.deepEqual(request.removedTools, ["delete_repo"]);
@@ -243,7 +249,7 @@ test.serial(
       controller.abort();
       break;
     }
-    const { response } = await recordsOf(h.dataDir, (r) =>
+    const { response } = await recordsOf(reader, (r) =>
       JSON.stringify(r.content.body).includes("(abort me)"),
     );
     t.is(response.status, "aborted");
@@ -302,7 +308,7 @@ test.serial(
     );
     t.true(err instanceof OpenAI.APIError && err.status === 502, String(err));
     t.regex(err!.message, /refused Airlock's API key/);
-    const { response } = await recordsOf(h.dataDir, (r) =>
+    const { response } = await recordsOf(reader, (r) =>
       JSON.stringify(r.content.body).includes("(bad upstream key)"),
     );
     t.is(response.status, "error");

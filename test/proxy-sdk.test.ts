@@ -1,17 +1,19 @@
 import test from "ava";
 import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
+import { auditDefinition } from "../services/audit/run.js";
 import { identityDefinition } from "../services/identity/run.js";
 import { policyDefinition } from "../services/policy/run.js";
 import { proxyDefinition } from "../services/proxy/run.js";
 import { startFakeUpstream, type FakeUpstream } from "../scripts/fake-upstream.js";
-import { recordsOf } from "./support/records.js";
+import { readContentRule, recordsOf, type AuditReader } from "./support/records.js";
 import { orgWithAgent } from "./support/org-setup.js";
 import { startServices, type Harness } from "./support/runtime.js";
 
 let fake: FakeUpstream;
 let h: Harness;
 let agentToken: string;
+let reader: AuditReader;
 let openai: OpenAI;
 let anthropic: Anthropic;
 
@@ -26,17 +28,23 @@ const weather = {
 
 test.before(async () => {
   fake = await startFakeUpstream();
-  h = await startServices([identityDefinition, policyDefinition, proxyDefinition], {
-    AIRLOCK_OPENAI_BASE_URL: `${fake.url}/v1`,
-    AIRLOCK_OPENAI_API_KEY: "sk-upstream-openai-key",
-    AIRLOCK_ANTHROPIC_BASE_URL: fake.url,
-    AIRLOCK_ANTHROPIC_API_KEY: "sk-ant-upstream-key",
-  });
-  ({ agentToken } = await orgWithAgent(h.runtime.server.url, {
+  h = await startServices(
+    [identityDefinition, policyDefinition, auditDefinition, proxyDefinition],
+    {
+      AIRLOCK_OPENAI_BASE_URL: `${fake.url}/v1`,
+      AIRLOCK_OPENAI_API_KEY: "sk-upstream-openai-key",
+      AIRLOCK_ANTHROPIC_BASE_URL: fake.url,
+      AIRLOCK_ANTHROPIC_API_KEY: "sk-ant-upstream-key",
+    },
+  );
+  const org = await orgWithAgent(h.runtime.server.url, {
     org: "sdk",
     workspace: "web",
     scopes: ["llm", "repo:github.com/sdk/app"],
-  }));
+    extraRules: readContentRule,
+  });
+  agentToken = org.agentToken;
+  reader = { url: h.runtime.server.url, token: org.adminToken };
   const llm = h.runtime.endpoints.llm!;
   openai = new OpenAI({ apiKey: agentToken, baseURL: `${llm}/openai/v1`, maxRetries: 0 });
   anthropic = new Anthropic({ apiKey: agentToken, baseURL: `${llm}/anthropic`, maxRetries: 0 });
@@ -63,7 +71,7 @@ test.serial(
       "the provider key goes upstream",
     );
     t.false(JSON.stringify(upstream.headers).includes(agentToken), "the caller's token never does");
-    const { request, response } = await recordsOf(h.dataDir, (r) =>
+    const { request, response } = await recordsOf(reader, (r) =>
       JSON.stringify(r.content.body).includes("(chat, plain)"),
     );
     t.is(request.model, "gpt-4o");
@@ -103,7 +111,7 @@ test.serial(
     }
     t.is(text, "Hello from the fake upstream.");
     t.is(args, '{"city":"Paris"}');
-    const { request, response } = await recordsOf(h.dataDir, (r) =>
+    const { request, response } = await recordsOf(reader, (r) =>
       JSON.stringify(r.content.body).includes("(chat, stream)"),
     );
     t.true(request.stream);
@@ -122,7 +130,7 @@ test.serial(
       input: "Think first (responses, plain)",
       reasoning: { effort: "low" },
     });
-    const { response } = await recordsOf(h.dataDir, (r) =>
+    const { response } = await recordsOf(reader, (r) =>
       JSON.stringify(r.content.body).includes("(responses, plain)"),
     );
     t.is(response.content.text, plain.output_text);
@@ -135,7 +143,7 @@ test.serial(
       reasoning: { effort: "low" },
     });
     const final = await stream.finalResponse();
-    const streamed = await recordsOf(h.dataDir, (r) =>
+    const streamed = await recordsOf(reader, (r) =>
       JSON.stringify(r.content.body).includes("(responses, stream)"),
     );
     t.is(streamed.response.content.text, final.output_text);
@@ -161,7 +169,7 @@ test.serial(
       messages: [{ role: "user", content: "Weather? (anthropic, plain)" }],
     });
     const toolUse = message.content.find((b) => b.type === "tool_use")!;
-    const { request, response } = await recordsOf(h.dataDir, (r) =>
+    const { request, response } = await recordsOf(reader, (r) =>
       JSON.stringify(r.content.body).includes("(anthropic, plain)"),
     );
     t.is(request.api, "anthropic");
@@ -185,7 +193,7 @@ test.serial(
       messages: [{ role: "user", content: "Weather? (anthropic, stream)" }],
     });
     const final = await stream.finalMessage();
-    const streamed = await recordsOf(h.dataDir, (r) =>
+    const streamed = await recordsOf(reader, (r) =>
       JSON.stringify(r.content.body).includes("(anthropic, stream)"),
     );
     const text = final.content

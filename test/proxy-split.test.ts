@@ -9,9 +9,9 @@ import { connectTo } from "./support/clients.js";
 import { createTestDatabase, redisUrl, testServiceSecret } from "./support/env.js";
 import { spawnAirlock, type AirlockProcess } from "./support/process.js";
 import { orgWithAgent } from "./support/org-setup.js";
-import { recordsOf } from "./support/records.js";
+import { readContentRule, recordsOf } from "./support/records.js";
 
-test("the proxy in its own process: calls identity and policy over the network, and drops a revoked token at once", async (t) => {
+test("the proxy in its own process: calls identity, policy and audit over the network, and drops a revoked token at once", async (t) => {
   const db = await createTestDatabase();
   const fake = await startFakeUpstream();
   const dataDir = await mkdtemp(join(tmpdir(), "airlock-proxy-split-"));
@@ -27,12 +27,13 @@ test("the proxy in its own process: calls identity and policy over the network, 
     await db.drop();
     await rm(dataDir, { recursive: true, force: true });
   });
-  const core = await spawnAirlock(["serve", "identity", "policy"], env);
+  const core = await spawnAirlock(["serve", "identity", "policy", "audit"], env);
   processes.push(core);
   const proxy = await spawnAirlock(["serve", "proxy"], {
     ...env,
     AIRLOCK_IDENTITY_URL: core.url,
     AIRLOCK_POLICY_URL: core.url,
+    AIRLOCK_AUDIT_URL: core.url,
     AIRLOCK_OPENAI_BASE_URL: `${fake.url}/v1`,
     AIRLOCK_DATA_DIR: dataDir,
   });
@@ -43,7 +44,7 @@ test("the proxy in its own process: calls identity and policy over the network, 
     }
   ).endpoints.llm;
 
-  const org = await orgWithAgent(core.url, { org: "apart" });
+  const org = await orgWithAgent(core.url, { org: "apart", extraRules: readContentRule });
   const openai = new OpenAI({ apiKey: org.agentToken, baseURL: `${llm}/openai/v1`, maxRetries: 0 });
 
   const answer = await openai.chat.completions.create({
@@ -51,7 +52,7 @@ test("the proxy in its own process: calls identity and policy over the network, 
     messages: [{ role: "user", content: "(split)" }],
   });
   t.is(answer.choices[0]!.message.content, "Hello from the fake upstream.");
-  const { request } = await recordsOf(dataDir, (r) =>
+  const { request } = await recordsOf({ url: core.url, token: org.adminToken }, (r) =>
     JSON.stringify(r.content.body).includes("(split)"),
   );
   t.is(request.principalId, org.agentId);

@@ -1,5 +1,28 @@
-import { readAddr, readDuration, readInt, type Addr, type Env } from "../kit/config.js";
+import { resolve } from "node:path";
+import {
+  readAddr,
+  readDuration,
+  readEnum,
+  readInt,
+  readString,
+  type Addr,
+  type Env,
+} from "../kit/config.js";
+import type { AuditMode } from "./audit-mode.js";
 import { readRouting, type Routing } from "./routing.js";
+import type { SpoolSync } from "./spool.js";
+
+const MiB = 1024 * 1024;
+
+/** Where and how the proxy keeps its records until audit has them. */
+export interface SpoolConfig {
+  /** Unset: `spool` in the data directory. */
+  dir: string | undefined;
+  sync: SpoolSync;
+  syncIntervalMs: number;
+  segmentBytes: number;
+  maxBytes: number;
+}
 
 export interface ProxyConfig {
   httpAddr: Addr;
@@ -13,6 +36,9 @@ export interface ProxyConfig {
   headersTimeoutMs: number;
   /** How long a tripped breaker stays open before it lets a trial call through. */
   breakerResetMs: number;
+  /** What happens to a call whose request record cannot be written. */
+  auditMode: AuditMode;
+  spool: SpoolConfig;
 }
 
 /** The proxy's settings; the only place it reads the environment. */
@@ -34,5 +60,21 @@ export function readProxyConfig(env: Env): ProxyConfig {
       max: 3_600_000,
     }),
     breakerResetMs: readDuration(env, "AIRLOCK_BREAKER_RESET", "10s", { min: 100, max: 3_600_000 }),
+    auditMode: readEnum(env, "AIRLOCK_AUDIT_MODE", ["strict", "best-effort"], "strict"),
+    spool: readSpoolConfig(env),
+  };
+}
+
+function readSpoolConfig(env: Env): SpoolConfig {
+  const dir = readString(env, "AIRLOCK_SPOOL_DIR");
+  return {
+    dir: dir === undefined ? undefined : resolve(dir),
+    sync: readEnum(env, "AIRLOCK_SPOOL_SYNC", ["interval", "always"], "interval"),
+    syncIntervalMs: readDuration(env, "AIRLOCK_SPOOL_SYNC_INTERVAL", "5ms", {
+      min: 1,
+      max: 10_000,
+    }),
+    segmentBytes: readInt(env, "AIRLOCK_SPOOL_SEGMENT_BYTES", 8 * MiB, 4096, 1024 * MiB),
+    maxBytes: readInt(env, "AIRLOCK_SPOOL_MAX_BYTES", 1024 * MiB, 4096, 1024 * 1024 * MiB),
   };
 }

@@ -1,7 +1,3 @@
-import { closeSync, openSync, writeSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
-import { join } from "node:path";
-
 /** Tokens as the providers count them. */
 export interface Usage {
   inputTokens: number;
@@ -70,66 +66,10 @@ export type LlmRecord = LlmRequestRecord | LlmResponseRecord;
 /**
  * Where the proxy puts its records. A call waits for `record` of its request
  * record before it goes upstream: a record that cannot be written stops the
- * call (fail closed). The audit service backs this with its durable spool.
+ * call in `strict` audit mode (fail closed). The `Spool` backs it, and its
+ * shipper hands the records to the audit service.
  */
 export interface Recorder {
   record(record: LlmRecord): Promise<void>;
   close(): Promise<void>;
-}
-
-/**
- * Appends records as JSON lines to `<dir>/records.jsonl`. A record counts as
- * written when the write call that carried it returned: the kernel holds it,
- * so a crash of the process loses nothing. Records made during one turn of
- * the event loop go out together in one synchronous write at its end (group
- * commit): appending a few kilobytes to the page cache takes microseconds,
- * less than a round trip through libuv's thread pool, and a busy proxy makes
- * one write per turn instead of one per record. (Measured: p99 at
- * concurrency 1 and throughput at 32 both beat one pooled write per record
- * and one pooled write per batch.)
- */
-export class FileRecorder implements Recorder {
-  private pending: { line: string; done: (err?: Error) => void }[] = [];
-  private scheduled = false;
-
-  private constructor(
-    private readonly fd: number,
-    readonly path: string,
-  ) {}
-
-  static async open(dir: string): Promise<FileRecorder> {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    const path = join(dir, "records.jsonl");
-    return new FileRecorder(openSync(path, "a", 0o600), path);
-  }
-
-  record(record: LlmRecord): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.pending.push({
-        line: JSON.stringify(record) + "\n",
-        done: (err) => (err ? reject(err) : resolve()),
-      });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(this.flush);
-      }
-    });
-  }
-
-  private readonly flush = (): void => {
-    this.scheduled = false;
-    const batch = this.pending;
-    this.pending = [];
-    try {
-      writeSync(this.fd, batch.length === 1 ? batch[0]!.line : batch.map((p) => p.line).join(""));
-      for (const p of batch) p.done();
-    } catch (err) {
-      for (const p of batch) p.done(err as Error);
-    }
-  };
-
-  async close(): Promise<void> {
-    if (this.scheduled) this.flush();
-    closeSync(this.fd);
-  }
 }

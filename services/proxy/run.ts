@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { Counter } from "prom-client";
+import { AuditService } from "../../gen/airlock/audit/v1/audit_pb.js";
 import { IdentityService } from "../../gen/airlock/identity/v1/identity_pb.js";
 import { PolicyService } from "../../gen/airlock/policy/v1/policy_pb.js";
 import { ProxyService } from "../../gen/airlock/proxy/v1/proxy_pb.js";
@@ -11,7 +12,9 @@ import type { ServiceDefinition } from "../kit/service-module.js";
 import { readProxyConfig } from "./config.js";
 import { LlmProxy } from "./llm-proxy.js";
 import { proxyService } from "./proxy-service.js";
-import { FileRecorder } from "./records.js";
+import { AuditModeRecorder } from "./audit-mode.js";
+import { Shipper } from "./shipper.js";
+import { Spool } from "./spool.js";
 import { breakerMetrics, Upstream } from "./upstream.js";
 
 /** Composes the proxy: the LLM API on its own port, and its Connect service on the RPC port. */
@@ -21,8 +24,33 @@ export const proxyDefinition: ServiceDefinition = {
     const config = readProxyConfig(env);
     return async (platform) => {
       const log = platform.log.child({ component: "proxy" });
-      const recorder = await FileRecorder.open(join(platform.dataDir, "records"));
-      platform.lifecycle.onStop("proxy recorder", () => recorder.close());
+      const spoolDir = config.spool.dir ?? join(platform.dataDir, "spool");
+      const spool = await Spool.open({ ...config.spool, dir: spoolDir, log });
+      // Stops run in reverse: the LLM port closes (its calls write their last records), then the
+      // spool writes and syncs what is pending, then the shipper sends what it can in the grace.
+      if (platform.hasPeer("audit")) {
+        const shipper = new Shipper({
+          spool,
+          audit: createClient(AuditService, platform.peer("audit")),
+          log,
+          registry: platform.registry,
+          rejectedPath: join(spoolDir, "rejected.jsonl"),
+        });
+        shipper.start();
+        platform.lifecycle.onStop("audit shipper", () => shipper.stop(platform.shutdownGraceMs));
+      } else {
+        log.warn(
+          { spool: spoolDir },
+          "AIRLOCK_AUDIT_URL is not set: records are kept in the spool until it is",
+        );
+      }
+      platform.lifecycle.onStop("audit spool", () => spool.close());
+      const recorder = new AuditModeRecorder({
+        recorder: spool,
+        mode: config.auditMode,
+        log,
+        registry: platform.registry,
+      });
       const authenticator = new RemoteAuthenticator(
         createClient(IdentityService, platform.peer("identity")),
         platform.cache,
