@@ -50,9 +50,13 @@ export interface ChainLink {
 
 export type ChainedRecord = RecordMeta & ChainLink;
 
-/** The hash of a record: SHA-256 over its canonical metadata and its place in the chain. */
-export function recordHash(meta: RecordMeta, link: Omit<ChainLink, "hash">): string {
-  const hashed: RecordMeta & Omit<ChainLink, "hash"> = {
+/**
+ * SHA-256 over a record's canonical metadata (its content represented by
+ * `contentSha256`). Computed before a batch takes its chain's lock, so that
+ * inside the lock each record costs one small hash.
+ */
+export function metaDigest(meta: RecordMeta): string {
+  const hashed: RecordMeta = {
     id: meta.id,
     kind: meta.kind,
     timeMs: meta.timeMs,
@@ -74,13 +78,22 @@ export function recordHash(meta: RecordMeta, link: Omit<ChainLink, "hash">): str
     latencyMs: meta.latencyMs,
     attributes: meta.attributes,
     contentSha256: meta.contentSha256,
-    chainId: link.chainId,
-    seq: link.seq,
-    prevHash: link.prevHash,
   };
-  // Named field by field: a caller passing a whole stored record (with its
-  // `hash`, or a database's extra columns) must hash the same.
+  // Named field by field: a stored record passed whole (with its chain
+  // fields, or a database's extra columns) must digest the same.
   return sha256Hex(canonicalJson(hashed));
+}
+
+/** A record's hash: its place in the chain, its predecessor's hash and its metadata digest. */
+export function recordHash(link: Omit<ChainLink, "hash">, digest: string): string {
+  return sha256Hex(
+    canonicalJson({
+      chainId: link.chainId,
+      seq: link.seq,
+      prevHash: link.prevHash,
+      metaSha256: digest,
+    }),
+  );
 }
 
 /** A chain's head: the last position handed out and its record's hash. */
@@ -90,12 +103,15 @@ export interface ChainHead {
   hash: string;
 }
 
-/** Gives the next records of a chain their positions and hashes, in order. */
-export function extendChain(head: ChainHead, records: readonly RecordMeta[]): ChainedRecord[] {
+/** Gives the next records of a chain (with their metadata digests) positions and hashes, in order. */
+export function extendChain(
+  head: ChainHead,
+  records: readonly { meta: RecordMeta; digest: string }[],
+): ChainedRecord[] {
   let { seq, hash } = head;
-  return records.map((meta) => {
+  return records.map(({ meta, digest }) => {
     const link = { chainId: head.chainId, seq: seq + 1, prevHash: hash };
-    const chained = { ...meta, ...link, hash: recordHash(meta, link) };
+    const chained = { ...meta, ...link, hash: recordHash(link, digest) };
     seq = chained.seq;
     hash = chained.hash;
     return chained;

@@ -7,11 +7,12 @@ import {
 } from "../../gen/airlock/audit/v1/audit_pb.js";
 import { invalid } from "../kit/errors.js";
 import { canonicalJson, sha256Hex } from "./canonical.js";
-import type { ChainedRecord, RecordMeta } from "./chain.js";
+import { metaDigest, type ChainedRecord, type RecordMeta } from "./chain.js";
 
-/** A record ready to store: its metadata and, when it has any, its canonical content text. */
+/** A record ready to store: its metadata and its digest, and, when it has any, its canonical content text. */
 export interface IncomingRecord {
   meta: RecordMeta;
+  digest: string;
   content: string | undefined;
 }
 
@@ -34,38 +35,36 @@ export function incomingRecord(r: AuditRecord, index: number): IncomingRecord {
   const hasContent = r.content !== undefined && Object.keys(r.content).length > 0;
   const content = hasContent ? canonicalJson(r.content) : undefined;
   const usage = r.usage;
-  return {
-    meta: {
-      id: r.id,
-      kind: r.kind,
-      timeMs: Math.floor(timestampDate(r.time).getTime()),
-      orgId: clean(r.orgId),
-      actor: clean(r.actor),
-      actorKind: clean(r.actorKind),
-      action: clean(r.action),
-      subject: clean(r.subject),
-      status: clean(r.status),
-      sessionId: clean(r.sessionId),
-      interceptionId: clean(r.interceptionId),
-      workspace: clean(r.workspace),
-      repositories: r.repositories.map(clean),
-      userAgent: clean(r.userAgent),
-      provider: clean(r.provider),
-      model: clean(r.model),
-      toolNames: r.toolNames.map(clean),
-      usage: {
-        inputTokens: Number(usage?.inputTokens ?? 0n),
-        outputTokens: Number(usage?.outputTokens ?? 0n),
-        cacheReadTokens: Number(usage?.cacheReadTokens ?? 0n),
-        cacheWriteTokens: Number(usage?.cacheWriteTokens ?? 0n),
-        reasoningTokens: Number(usage?.reasoningTokens ?? 0n),
-      },
-      latencyMs: Number(r.latencyMs),
-      attributes: canonicalJson(r.attributes ?? {}),
-      contentSha256: content === undefined ? "" : sha256Hex(content),
+  const meta: RecordMeta = {
+    id: r.id,
+    kind: r.kind,
+    timeMs: Math.floor(timestampDate(r.time).getTime()),
+    orgId: clean(r.orgId),
+    actor: clean(r.actor),
+    actorKind: clean(r.actorKind),
+    action: clean(r.action),
+    subject: clean(r.subject),
+    status: clean(r.status),
+    sessionId: clean(r.sessionId),
+    interceptionId: clean(r.interceptionId),
+    workspace: clean(r.workspace),
+    repositories: r.repositories.map(clean),
+    userAgent: clean(r.userAgent),
+    provider: clean(r.provider),
+    model: clean(r.model),
+    toolNames: r.toolNames.map(clean),
+    usage: {
+      inputTokens: Number(usage?.inputTokens ?? 0n),
+      outputTokens: Number(usage?.outputTokens ?? 0n),
+      cacheReadTokens: Number(usage?.cacheReadTokens ?? 0n),
+      cacheWriteTokens: Number(usage?.cacheWriteTokens ?? 0n),
+      reasoningTokens: Number(usage?.reasoningTokens ?? 0n),
     },
-    content,
+    latencyMs: Number(r.latencyMs),
+    attributes: canonicalJson(r.attributes ?? {}),
+    contentSha256: content === undefined ? "" : sha256Hex(content),
   };
+  return { meta, digest: metaDigest(meta), content };
 }
 
 function clean(text: string): string {

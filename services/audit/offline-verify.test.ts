@@ -8,7 +8,7 @@ import {
   UsageSchema,
 } from "../../gen/airlock/audit/v1/audit_pb.js";
 import { checkpointToProto } from "./audit-service.js";
-import { extendChain, recordHash } from "./chain.js";
+import { extendChain, metaDigest, recordHash } from "./chain.js";
 import { keyIdOf, publicKeysFromPem, signCheckpoint, type SigningKey } from "./checkpoint.js";
 import { incomingRecord, protoToChained, recordToProto } from "./convert.js";
 import { ExportFormatError, verifyExport } from "./offline-verify.js";
@@ -27,25 +27,23 @@ const trusted = publicKeysFromPem([key.publicKeyPem]);
 
 /** The lines `airlock audit export` writes for a chain of `count` records signed every `every`. */
 function exportLines(count: number, every: number, signer = key): string[] {
-  const metas = Array.from(
-    { length: count },
-    (_, i) =>
-      incomingRecord(
-        create(RecordSchema, {
-          id: `rec_${i + 1}`,
-          kind: "llm.response",
-          time: timestampFromMs(1_767_225_600_000 + i),
-          orgId: "org_1",
-          actor: "agt_1",
-          model: "gpt-4.1-mini",
-          usage: create(UsageSchema, { inputTokens: 10n, outputTokens: 5n }),
-          attributes: { httpStatus: 200 },
-          content: { text: `answer ${i}` },
-        }),
-        i,
-      ).meta,
+  const incoming = Array.from({ length: count }, (_, i) =>
+    incomingRecord(
+      create(RecordSchema, {
+        id: `rec_${i + 1}`,
+        kind: "llm.response",
+        time: timestampFromMs(1_767_225_600_000 + i),
+        orgId: "org_1",
+        actor: "agt_1",
+        model: "gpt-4.1-mini",
+        usage: create(UsageSchema, { inputTokens: 10n, outputTokens: 5n }),
+        attributes: { httpStatus: 200 },
+        content: { text: `answer ${i}` },
+      }),
+      i,
+    ),
   );
-  const chain = extendChain({ chainId: "org_1", seq: 0, hash: "" }, metas);
+  const chain = extendChain({ chainId: "org_1", seq: 0, hash: "" }, incoming);
   const lines = [
     JSON.stringify({ key: { keyId: signer.keyId, publicKeyPem: signer.publicKeyPem } }),
   ];
@@ -106,7 +104,7 @@ test("an edit with the chain rebuilt after it fails on the signed checkpoint", a
     if (Number(r.seq) >= 7) {
       r.prevHash = prevHash;
       const chained = protoToChained(r);
-      r.hash = recordHash(chained, chained);
+      r.hash = recordHash(chained, metaDigest(chained));
       lines[i] = JSON.stringify({ record: toJson(RecordSchema, r) });
     }
     prevHash = r.hash;

@@ -1,5 +1,5 @@
 import { inTransaction, type Pool, type PoolClient } from "../kit/pg.js";
-import { extendChain, type ChainedRecord, type RecordMeta } from "./chain.js";
+import { extendChain, type ChainedRecord } from "./chain.js";
 import { signCheckpoint, type CheckpointData, type SigningKey } from "./checkpoint.js";
 import type { IncomingRecord } from "./convert.js";
 import { dayOf, partitionLock, type Partitions } from "./partitions.js";
@@ -183,10 +183,10 @@ export class PgAuditWriter {
       const chainIds = [...new Set(records.map((r) => r.meta.orgId))].sort();
       const heads = await lockHeads(tx, chainIds);
       const fresh = filter ? await this.withoutStored(tx, records) : onlyFirstOfEachId(records);
-      const byChain = new Map<string, RecordMeta[]>();
+      const byChain = new Map<string, IncomingRecord[]>();
       for (const r of fresh) {
         const list = byChain.get(r.meta.orgId) ?? [];
-        list.push(r.meta);
+        list.push(r);
         byChain.set(r.meta.orgId, list);
       }
       const chained: ChainedRecord[] = [];

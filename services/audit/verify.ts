@@ -1,6 +1,6 @@
 import type { KeyObject } from "node:crypto";
 import { sha256Hex } from "./canonical.js";
-import { recordHash, type ChainedRecord } from "./chain.js";
+import { metaDigest, recordHash, type ChainedRecord } from "./chain.js";
 import { checkpointProblem, type CheckpointData } from "./checkpoint.js";
 
 export type ProblemCode =
@@ -119,7 +119,7 @@ export class ChainVerifier {
         `record ${r.id} at ${r.seq} does not name the hash of the record before it`,
       );
     }
-    if (recordHash(r, r) !== r.hash) {
+    if (recordHash(r, metaDigest(r)) !== r.hash) {
       return this.fail(
         "hash_mismatch",
         r.seq,

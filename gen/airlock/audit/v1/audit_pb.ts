@@ -251,9 +251,11 @@ export type Record = Message<"airlock.audit.v1.Record"> & {
   prevHash: string;
 
   /**
-   * Set by the audit service: SHA-256 over the canonical metadata (every
-   * field above but `content`, with `content_sha256`, `chain_id`, `seq` and
-   * `prev_hash`).
+   * Set by the audit service: lowercase hex SHA-256 of the canonical JSON
+   * {"chainId","metaSha256","prevHash","seq"}, where metaSha256 is the
+   * SHA-256 of the canonical JSON of the record's metadata (every field
+   * above but `content`, with `content_sha256`). docs/audit.md spells out
+   * the canonical form for verifiers written elsewhere.
    *
    * @generated from field: string hash = 26;
    */
@@ -751,8 +753,8 @@ export const VerifyResponseSchema: GenMessage<VerifyResponse> = /*@__PURE__*/
  */
 export type VerifyProblem = Message<"airlock.audit.v1.VerifyProblem"> & {
   /**
-   * "hash_mismatch", "link_broken", "missing_records", "checkpoint_mismatch",
-   * "bad_signature", "unknown_key", "head_missing".
+   * "hash_mismatch", "content_mismatch", "link_broken", "missing_records",
+   * "checkpoint_mismatch", "bad_signature", "unknown_key", "head_missing".
    *
    * @generated from field: string code = 1;
    */
