@@ -16,6 +16,10 @@ import { PgAuditReader } from "./pg-reader.js";
 import { PgAuditWriter } from "./pg-store.js";
 import { auditRoutes } from "./routes.js";
 import { loadSigningKey, registerSigningKey } from "./signing-key.js";
+import { readExportConfig } from "./export/config.js";
+import { PgExportCursors } from "./export/pg-cursors.js";
+import { PgExportSource } from "./export/pg-source.js";
+import { startExporters } from "./export/start-exporters.js";
 
 const migrations = fileURLToPath(new URL("./migrations", import.meta.url));
 
@@ -24,6 +28,7 @@ export const auditDefinition: ServiceDefinition = {
   name: "audit",
   configure: (env) => {
     const config = readAuditConfig(env);
+    const exportConfig = readExportConfig(env);
     return async (platform) => {
       const log = platform.log.child({ component: "audit" });
       await migrate(platform.pool, "audit", migrations, log);
@@ -48,6 +53,15 @@ export const auditDefinition: ServiceDefinition = {
       );
       await decisions.start();
       platform.lifecycle.onStop("audit decision cache", () => decisions.stop());
+      const exporters = startExporters({
+        config: exportConfig,
+        source: new PgExportSource(reader),
+        cursors: new PgExportCursors(platform.pool),
+        log,
+        registry: platform.registry,
+      });
+      notifier.onAppend(() => exporters.wake());
+      platform.lifecycle.onStop("audit exporters", () => exporters.stop());
       const audit = new Audit({
         writer,
         reader,

@@ -1,0 +1,85 @@
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import test from "ava";
+import { createClient } from "@connectrpc/connect";
+import { AuditService } from "../gen/airlock/audit/v1/audit_pb.js";
+import { auditDefinition } from "../services/audit/run.js";
+import { identityDefinition } from "../services/identity/run.js";
+import { policyDefinition } from "../services/policy/run.js";
+import { llmResponse } from "./support/audit-records.js";
+import { orgWithAgent } from "./support/org-setup.js";
+import { startServices } from "./support/runtime.js";
+
+/** The OCSF events the file sink has written so far. */
+async function exported(file: string): Promise<{ metadata: { uid: string } }[]> {
+  const text = await readFile(file, "utf8").catch(() => "");
+  return text
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as { metadata: { uid: string } });
+}
+
+test("records stored by Append reach a configured sink from the real store, each once, across a restart", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), "airlock-siem-"));
+  const file = join(dir, "siem.jsonl");
+  const env = { AIRLOCK_AUDIT_SINKS: `file:${file}`, AIRLOCK_AUDIT_EXPORT_INTERVAL: "200ms" };
+  const first = await startServices([identityDefinition, policyDefinition, auditDefinition], env);
+  let h = first;
+  try {
+    const org = await orgWithAgent(h.runtime.server.url, { org: "siem-acme" });
+    const before = Array.from({ length: 30 }, () => llmResponse(org.orgId));
+    await createClient(AuditService, h.runtime.peer("audit")).append({ records: before });
+    const want = (events: { metadata: { uid: string } }[], ids: string[]) =>
+      ids.every((id) => events.some((e) => e.metadata.uid === id));
+    for (
+      let i = 0;
+      i < 100 &&
+      !want(
+        await exported(file),
+        before.map((r) => r.id),
+      );
+      i++
+    )
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    t.true(
+      want(
+        await exported(file),
+        before.map((r) => r.id),
+      ),
+      "every record exported",
+    );
+
+    // Restarted on the same database, the sink resumes from its saved cursor.
+    await first.runtime.stop();
+    h = await startServices([identityDefinition, policyDefinition, auditDefinition], {
+      ...env,
+      DATABASE_URL: first.databaseUrl,
+    });
+    const after = Array.from({ length: 10 }, () => llmResponse(org.orgId));
+    await createClient(AuditService, h.runtime.peer("audit")).append({ records: after });
+    for (
+      let i = 0;
+      i < 100 &&
+      !want(
+        await exported(file),
+        after.map((r) => r.id),
+      );
+      i++
+    )
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    const events = await exported(file);
+    t.true(
+      want(
+        events,
+        after.map((r) => r.id),
+      ),
+    );
+    const uids = events.map((e) => e.metadata.uid);
+    t.is(new Set(uids).size, uids.length, "no record exported twice");
+  } finally {
+    if (h !== first) await h.close();
+    await first.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
