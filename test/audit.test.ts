@@ -211,19 +211,27 @@ test.serial(
 
     const rowAt = async (seq: number) =>
       (
-        await db.query("SELECT id, time FROM audit.records WHERE chain_id = $1 AND seq = $2", [
-          org.orgId,
-          seq,
-        ])
-      ).rows[0] as { id: string; time: Date };
+        await db.query(
+          "SELECT id, time, model FROM audit.records WHERE chain_id = $1 AND seq = $2",
+          [org.orgId, seq],
+        )
+      ).rows[0] as { id: string; time: Date; model: string };
 
-    // An edit of one stored row.
-    const edited = await rowAt(3);
+    // An edit of one stored row (an LLM record: identity and policy events have no content).
+    const withContent = Number(
+      (
+        await db.query(
+          "SELECT min(seq) AS seq FROM audit.records WHERE chain_id = $1 AND content_sha256 <> ''",
+          [org.orgId],
+        )
+      ).rows[0].seq,
+    );
+    const edited = await rowAt(withContent);
     await db.query("UPDATE audit.records SET model = 'gpt-evil' WHERE id = $1", [edited.id]);
     let v = await as(auditor).verify({});
     t.false(v.ok);
-    t.like(v.problem, { code: "hash_mismatch", seq: 3n, recordId: edited.id });
-    await db.query("UPDATE audit.records SET model = 'gpt-4.1-mini' WHERE id = $1", [edited.id]);
+    t.like(v.problem, { code: "hash_mismatch", seq: BigInt(withContent), recordId: edited.id });
+    await db.query("UPDATE audit.records SET model = $2 WHERE id = $1", [edited.id, edited.model]);
     t.true((await as(auditor).verify({})).ok, "restoring the row restores the chain");
 
     // An edit of stored content.
@@ -232,7 +240,7 @@ test.serial(
       [edited.id],
     );
     v = await as(auditor).verify({});
-    t.like(v.problem, { code: "content_mismatch", seq: 3n });
+    t.like(v.problem, { code: "content_mismatch", seq: BigInt(withContent) });
     await db.query(
       "UPDATE audit.contents SET body = replace(body, '43', '42') WHERE record_id = $1",
       [edited.id],

@@ -2,52 +2,44 @@ import { inTransaction, type Pool, type PoolClient } from "../kit/pg.js";
 import { extendChain, type ChainedRecord } from "./chain.js";
 import { signCheckpoint, type CheckpointData, type SigningKey } from "./checkpoint.js";
 import type { IncomingRecord } from "./convert.js";
+import { copyRows, type CopyValue } from "./copy.js";
 import { dayOf, partitionLock, type Partitions } from "./partitions.js";
 
-/** Columns of audit.records in insert order, with the array type each is sent as. */
-const recordColumns: [string, string, (r: ChainedRecord) => unknown][] = [
-  ["id", "text", (r) => r.id],
-  ["time", "timestamptz", (r) => new Date(r.timeMs).toISOString()],
-  ["kind", "text", (r) => r.kind],
-  ["org_id", "text", (r) => r.orgId],
-  ["actor", "text", (r) => r.actor],
-  ["actor_kind", "text", (r) => r.actorKind],
-  ["action", "text", (r) => r.action],
-  ["subject", "text", (r) => r.subject],
-  ["status", "text", (r) => r.status],
-  ["session_id", "text", (r) => r.sessionId],
-  ["interception_id", "text", (r) => r.interceptionId],
-  ["workspace", "text", (r) => r.workspace],
-  // unnest flattens a 2-D array, so lists travel as JSON texts.
-  ["repositories", "json", (r) => JSON.stringify(r.repositories)],
-  ["user_agent", "text", (r) => r.userAgent],
-  ["provider", "text", (r) => r.provider],
-  ["model", "text", (r) => r.model],
-  ["tool_names", "json", (r) => JSON.stringify(r.toolNames)],
-  ["input_tokens", "int8", (r) => r.usage.inputTokens],
-  ["output_tokens", "int8", (r) => r.usage.outputTokens],
-  ["cache_read_tokens", "int8", (r) => r.usage.cacheReadTokens],
-  ["cache_write_tokens", "int8", (r) => r.usage.cacheWriteTokens],
-  ["reasoning_tokens", "int8", (r) => r.usage.reasoningTokens],
-  ["latency_ms", "int8", (r) => r.latencyMs],
-  ["attributes", "text", (r) => r.attributes],
-  ["content_sha256", "text", (r) => r.contentSha256],
-  ["chain_id", "text", (r) => r.chainId],
-  ["seq", "int8", (r) => r.seq],
-  ["prev_hash", "text", (r) => r.prevHash],
-  ["hash", "text", (r) => r.hash],
+/** Columns of audit.records as inserted, with their values. */
+const recordColumns: [string, (r: ChainedRecord) => CopyValue][] = [
+  ["id", (r) => r.id],
+  ["time", (r) => new Date(r.timeMs).toISOString()],
+  ["kind", (r) => r.kind],
+  ["org_id", (r) => r.orgId],
+  ["actor", (r) => r.actor],
+  ["actor_kind", (r) => r.actorKind],
+  ["action", (r) => r.action],
+  ["subject", (r) => r.subject],
+  ["status", (r) => r.status],
+  ["session_id", (r) => r.sessionId],
+  ["interception_id", (r) => r.interceptionId],
+  ["workspace", (r) => r.workspace],
+  ["repositories", (r) => r.repositories],
+  ["user_agent", (r) => r.userAgent],
+  ["provider", (r) => r.provider],
+  ["model", (r) => r.model],
+  ["tool_names", (r) => r.toolNames],
+  ["input_tokens", (r) => r.usage.inputTokens],
+  ["output_tokens", (r) => r.usage.outputTokens],
+  ["cache_read_tokens", (r) => r.usage.cacheReadTokens],
+  ["cache_write_tokens", (r) => r.usage.cacheWriteTokens],
+  ["reasoning_tokens", (r) => r.usage.reasoningTokens],
+  ["latency_ms", (r) => r.latencyMs],
+  ["attributes", (r) => r.attributes],
+  ["content_sha256", (r) => r.contentSha256],
+  ["chain_id", (r) => r.chainId],
+  ["seq", (r) => r.seq],
+  ["prev_hash", (r) => r.prevHash],
+  ["hash", (r) => r.hash],
 ];
 
-/** Thrown inside an append transaction to roll it back when the batch holds stored records. */
-const alreadyStored = new Error("batch holds records already stored");
-
-const insertRecordsSql = `INSERT INTO audit.records (${recordColumns.map(([c]) => c).join(", ")})
-  SELECT ${recordColumns
-    .map(([c, type]) => (type === "json" ? `ARRAY(SELECT json_array_elements_text(${c}))` : c))
-    .join(", ")}
-  FROM unnest(${recordColumns.map(([, type], i) => `$${i + 1}::${type}[]`).join(", ")})
-    AS t(${recordColumns.map(([c]) => c).join(", ")})
-  ON CONFLICT DO NOTHING`;
+/** Postgres's unique_violation: COPY met a record (or content) stored before. */
+const uniqueViolation = "23505";
 
 /** The columns a stored record is read back with. */
 export const recordSelect = recordColumns.map(([c]) => c).join(", ");
@@ -159,10 +151,10 @@ export class PgAuditWriter {
 
   /**
    * Stores a batch. Retries are rare (a shipper that lost an ack), so the
-   * batch is first inserted as if none of it were stored; only when the
-   * insert finds a stored id is the transaction rolled back and the batch
-   * filtered against what is stored, so that a retried record never takes a
-   * second position in its chain.
+   * batch is first copied in as if none of it were stored; only when that
+   * meets a stored id is the transaction rolled back and the batch filtered
+   * against what is stored, so that a retried record never takes a second
+   * position in its chain.
    */
   async append(records: readonly IncomingRecord[]): Promise<AppendResult> {
     if (records.length === 0) return { stored: 0, duplicates: 0, chains: [] };
@@ -170,7 +162,7 @@ export class PgAuditWriter {
     try {
       return await this.appendOnce(records, false);
     } catch (err) {
-      if (err !== alreadyStored) throw err;
+      if ((err as { code?: string }).code !== uniqueViolation) throw err;
       return this.appendOnce(records, true);
     }
   }
@@ -178,11 +170,11 @@ export class PgAuditWriter {
   private appendOnce(records: readonly IncomingRecord[], filter: boolean): Promise<AppendResult> {
     return inTransaction(this.pool, async (tx) => {
       await tx.query(`SELECT pg_advisory_xact_lock_shared(${partitionLock})`);
+      const fresh = filter ? await this.withoutStored(tx, records) : onlyFirstOfEachId(records);
       // Content first: it needs no position, so the chains' locks are not held while it is written.
-      await insertContents(tx, records);
+      await insertContents(tx, fresh);
       const chainIds = [...new Set(records.map((r) => r.meta.orgId))].sort();
       const heads = await lockHeads(tx, chainIds);
-      const fresh = filter ? await this.withoutStored(tx, records) : onlyFirstOfEachId(records);
       const byChain = new Map<string, IncomingRecord[]>();
       for (const r of fresh) {
         const list = byChain.get(r.meta.orgId) ?? [];
@@ -198,11 +190,12 @@ export class PgAuditWriter {
         head.hash = links.at(-1)!.hash;
       }
       if (chained.length > 0) {
-        const inserted = await tx.query(
-          insertRecordsSql,
-          recordColumns.map(([, , value]) => chained.map(value)),
+        await copyRows(
+          tx,
+          "audit.records",
+          recordColumns.map(([c]) => c),
+          chained.map((r) => recordColumns.map(([, value]) => value(r))),
         );
-        if (inserted.rowCount !== chained.length) throw alreadyStored;
       }
       for (const chainId of byChain.keys()) {
         const head = heads.get(chainId)!;
@@ -282,19 +275,11 @@ function onlyFirstOfEachId(
 }
 
 async function insertContents(tx: PoolClient, records: readonly IncomingRecord[]): Promise<void> {
-  const contents = records.filter((r) => r.content !== undefined);
-  if (contents.length === 0) return;
-  await tx.query(
-    `INSERT INTO audit.contents (record_id, time, org_id, body)
-     SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[])
-     ON CONFLICT DO NOTHING`,
-    [
-      contents.map((r) => r.meta.id),
-      contents.map((r) => new Date(r.meta.timeMs).toISOString()),
-      contents.map((r) => r.meta.orgId),
-      contents.map((r) => r.content),
-    ],
-  );
+  const rows = records
+    .filter((r) => r.content !== undefined)
+    .map((r) => [r.meta.id, new Date(r.meta.timeMs).toISOString(), r.meta.orgId, r.content!]);
+  if (rows.length > 0)
+    await copyRows(tx, "audit.contents", ["record_id", "time", "org_id", "body"], rows);
 }
 
 async function lockHeads(tx: PoolClient, chainIds: string[]): Promise<Map<string, HeadRow>> {
