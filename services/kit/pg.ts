@@ -24,6 +24,9 @@ export function createPool(url: string, options: PoolOptions): Pool {
   });
   // An idle client losing its server must not crash the process; the next query reconnects.
   pool.on("error", () => undefined);
+  // Nor one that is checked out (pg-pool listens only to idle ones): its queries fail with the
+  // error, and the pool drops it when it is released.
+  pool.on("connect", (client) => client.on("error", () => undefined));
   return pool;
 }
 
