@@ -15,7 +15,7 @@ export interface Harness {
   runtime: Runtime;
   logs: LogCapture;
   databaseUrl: string;
-  /** The process's data directory (the proxy's records are in records/records.jsonl). */
+  /** The process's data directory (the proxy spools its records in spool/). */
   dataDir: string;
   /** An identity client over the network, calling with `token` (or none). */
   client(token?: string, httpVersion?: "1.1" | "2"): Client<typeof IdentityService>;
