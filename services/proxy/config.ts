@@ -10,7 +10,7 @@ import {
 } from "../kit/config.js";
 import type { AuditMode } from "./audit-mode.js";
 import { readRouting, type Routing } from "./routing.js";
-import type { SpoolSync } from "./spool.js";
+import type { SyncMode } from "./group-sync.js";
 
 const MiB = 1024 * 1024;
 
@@ -18,7 +18,7 @@ const MiB = 1024 * 1024;
 export interface SpoolConfig {
   /** Unset: `spool` in the data directory. */
   dir: string | undefined;
-  sync: SpoolSync;
+  sync: SyncMode;
   syncIntervalMs: number;
   segmentBytes: number;
   maxBytes: number;

@@ -1,24 +1,15 @@
-import {
-  closeSync,
-  fdatasync,
-  fsync,
-  ftruncateSync,
-  openSync,
-  writeSync,
-  type NoParamCallback,
-} from "node:fs";
+import { ftruncateSync, openSync, writeSync } from "node:fs";
 import { mkdir, readdir, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "../kit/log.js";
+import { GroupSync, type SyncedFile, type SyncMode } from "./group-sync.js";
 import type { LlmRecord, Recorder } from "./records.js";
 import { countLines } from "./segment-reader.js";
-
-export type SpoolSync = "interval" | "always";
 
 export interface SpoolOptions {
   dir: string;
   /** `interval`: fdatasync in the background every `syncIntervalMs`; `always`: before `record` resolves. */
-  sync: SpoolSync;
+  sync: SyncMode;
   syncIntervalMs: number;
   /** A segment that reaches this size is closed and a new one started. */
   segmentBytes: number;
@@ -46,15 +37,11 @@ export interface SegmentView {
   readonly openedAt: number;
 }
 
-interface Segment extends SegmentView {
+/** Segments found at start are never written again: their `fd` is -1. */
+interface Segment extends SegmentView, SyncedFile {
   size: number;
   records: number;
   sealed: boolean;
-  /** -1 once closed (and for segments found at start, which are never written again). */
-  fd: number;
-  syncedSize: number;
-  /** Its directory entry is on disk: a new file is lost on power failure until the directory is synced. */
-  linked: boolean;
 }
 
 interface Pending {
@@ -66,8 +53,6 @@ interface Pending {
 }
 
 const segmentName = /^segment-(\d{12})\.jsonl$/;
-const promised = (run: (cb: NoParamCallback) => void) =>
-  new Promise<void>((resolve, reject) => run((err) => (err ? reject(err) : resolve())));
 
 /**
  * The proxy's durable record of calls: records appended as JSON lines to
@@ -78,40 +63,25 @@ const promised = (run: (cb: NoParamCallback) => void) =>
  * in one synchronous write at its end (group commit): appending a few
  * kilobytes to the page cache takes microseconds, less than a round trip
  * through libuv's thread pool, and a busy proxy makes one write per turn
- * instead of one per record. fdatasync, which takes milliseconds, runs in
- * the thread pool, for every write since the last one at once.
+ * instead of one per record. fdatasync is the `GroupSync`'s.
  */
 export class Spool implements Recorder {
   private readonly segments: Segment[] = [];
-  /** Segments whose files are open: the one being written, and sealed ones until their last sync. */
-  private readonly open = new Set<Segment>();
   private pending: Pending[] = [];
   private scheduled = false;
   private closed = false;
   private bytes = 0;
   private lastSeq: number;
-  private waiters: { segment: Segment; upTo: number; done: (err?: Error) => void }[] = [];
-  private syncing: Promise<void> | undefined;
-  private syncAgain = false;
-  /** Written since the last sync began. */
-  private dirty = false;
-  private readonly timer: NodeJS.Timeout | undefined;
   private readonly listeners = new Set<() => void>();
 
   private constructor(
     private readonly options: SpoolOptions,
-    private readonly dirFd: number,
+    private readonly sync: GroupSync,
     found: Segment[],
   ) {
     this.segments.push(...found);
     this.bytes = found.reduce((sum, s) => sum + s.size, 0);
     this.lastSeq = found.at(-1)?.seq ?? 0;
-    if (options.sync === "interval") {
-      this.timer = setInterval(
-        () => this.dirty && this.requestSync(),
-        options.syncIntervalMs,
-      ).unref();
-    }
   }
 
   /** Opens the spool in `dir`, with the segments a previous process left there ready to ship. */
@@ -135,7 +105,13 @@ export class Spool implements Recorder {
         linked: true,
       });
     }
-    return new Spool(options, openSync(options.dir, "r"), found);
+    const sync = new GroupSync({
+      mode: options.sync,
+      intervalMs: options.syncIntervalMs,
+      dirFd: openSync(options.dir, "r"),
+      log: options.log,
+    });
+    return new Spool(options, sync, found);
   }
 
   record(record: LlmRecord): Promise<void> {
@@ -179,7 +155,7 @@ export class Spool implements Recorder {
   async release(seq: number, shipped: number): Promise<boolean> {
     const segment = this.segments.find((s) => s.seq === seq);
     if (!segment || shipped < segment.size) return false;
-    this.seal(segment);
+    this.sync.seal(segment);
     this.segments.splice(this.segments.indexOf(segment), 1);
     this.bytes -= segment.size;
     await unlink(segment.path).catch((err: NodeJS.ErrnoException) => {
@@ -224,20 +200,17 @@ export class Spool implements Recorder {
       } catch {
         // The shipper reads only up to `size`, so the tail is never sent.
       }
-      this.seal(segment);
+      this.sync.seal(segment);
       return fail(err as Error);
     }
     segment.size += data.length;
     segment.records += accepted.length;
     this.bytes += data.length;
-    this.dirty = true;
-    if (this.options.sync === "always") {
-      for (const p of accepted) this.waiters.push({ segment, upTo: segment.size, done: p.done });
-      this.requestSync();
-    } else {
-      for (const p of accepted) p.done();
-    }
-    if (segment.size >= this.options.segmentBytes) this.seal(segment);
+    this.sync.written(
+      segment,
+      accepted.map((p) => p.done),
+    );
+    if (segment.size >= this.options.segmentBytes) this.sync.seal(segment);
     for (const listener of this.listeners) listener();
   };
 
@@ -260,74 +233,8 @@ export class Spool implements Recorder {
       linked: false,
     };
     this.segments.push(segment);
-    this.open.add(segment);
+    this.sync.add(segment);
     return segment;
-  }
-
-  /** No more writes to `segment`; its file is closed once what was written is synced. */
-  private seal(segment: Segment): void {
-    if (segment.sealed) return;
-    segment.sealed = true;
-    this.requestSync();
-  }
-
-  private requestSync(): void {
-    if (this.syncing) {
-      this.syncAgain = true;
-      return;
-    }
-    this.syncing = (async () => {
-      do {
-        this.syncAgain = false;
-        await this.syncOnce();
-      } while (this.syncAgain);
-    })().finally(() => (this.syncing = undefined));
-  }
-
-  /**
-   * One group commit: every open segment's writes since the last sync, then
-   * new directory entries. Deleted segments are synced too when a record in
-   * them still waits for its sync (`always`): the shipper may send a record
-   * before it is synced.
-   */
-  private async syncOnce(): Promise<void> {
-    this.dirty = false;
-    const open = [...this.open];
-    const failed = new Map<Segment, Error>();
-    for (const segment of open) {
-      const upTo = segment.size;
-      if (upTo === segment.syncedSize) continue;
-      await promised((cb) => fdatasync(segment.fd, cb)).then(
-        () => (segment.syncedSize = upTo),
-        (err: Error) => failed.set(segment, err),
-      );
-    }
-    const unlinked = open.filter((s) => !s.linked);
-    if (unlinked.length) {
-      await promised((cb) => fsync(this.dirFd, cb)).then(
-        () => unlinked.forEach((s) => (s.linked = true)),
-        (err: Error) => unlinked.forEach((s) => failed.set(s, err)),
-      );
-    }
-    for (const [segment, err] of failed) {
-      // After a failed fdatasync the kernel may have dropped the pages: nothing more goes to this file.
-      this.options.log.error({ err: err.message, path: segment.path }, "spool sync failed");
-      segment.sealed = true;
-    }
-    this.waiters = this.waiters.filter((w) => {
-      const err = failed.get(w.segment);
-      if (err) w.done(err);
-      else if (w.segment.linked && w.segment.syncedSize >= w.upTo) w.done();
-      else return true;
-      return false;
-    });
-    for (const segment of open) {
-      if (segment.sealed && (failed.has(segment) || segment.syncedSize === segment.size)) {
-        closeSync(segment.fd);
-        segment.fd = -1;
-        this.open.delete(segment);
-      }
-    }
   }
 
   /** Writes what is pending, syncs everything and closes the files. Segments stay for the next start. */
@@ -335,10 +242,8 @@ export class Spool implements Recorder {
     if (this.closed) return;
     this.flush();
     this.closed = true;
-    clearInterval(this.timer);
     const last = this.segments.at(-1);
-    if (last) this.seal(last);
-    while (this.syncing) await this.syncing;
-    closeSync(this.dirFd);
+    if (last) this.sync.seal(last);
+    await this.sync.close();
   }
 }
