@@ -49,3 +49,31 @@ export async function copyRows(
   const sink = tx.query(copyFrom(`COPY ${table} (${columns.join(", ")}) FROM STDIN`));
   await pipeline(Readable.from([rows.map(copyLine).join("")]), sink);
 }
+
+/** Loads rows into a table; both ways fail on a duplicate key. */
+export type RowLoader = typeof copyRows;
+
+/** Rows per INSERT: Postgres takes at most 65,535 parameters per statement. */
+const insertChunk = 1000;
+
+/**
+ * Loads rows with multi-row INSERTs: for the embedded database, whose
+ * socket server does not speak COPY's sub-protocol.
+ */
+export async function insertRows(
+  tx: PoolClient,
+  table: string,
+  columns: readonly string[],
+  rows: readonly (readonly CopyValue[])[],
+): Promise<void> {
+  for (let start = 0; start < rows.length; start += insertChunk) {
+    const chunk = rows.slice(start, start + insertChunk);
+    const values = chunk.map(
+      (_, r) => `(${columns.map((_, c) => `$${r * columns.length + c + 1}`).join(", ")})`,
+    );
+    await tx.query(
+      `INSERT INTO ${table} (${columns.join(", ")}) VALUES ${values.join(", ")}`,
+      chunk.flat(),
+    );
+  }
+}

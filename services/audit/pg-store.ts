@@ -2,7 +2,7 @@ import { inTransaction, type Pool, type PoolClient } from "../kit/pg.js";
 import { extendChain, type ChainedRecord } from "./chain.js";
 import { signCheckpoint, type CheckpointData, type SigningKey } from "./checkpoint.js";
 import type { IncomingRecord } from "./convert.js";
-import { copyRows, type CopyValue } from "./copy.js";
+import type { CopyValue, RowLoader } from "./copy.js";
 import { dayOf, partitionLock, type Partitions } from "./partitions.js";
 
 /** Columns of audit.records as inserted, with their values. */
@@ -146,6 +146,8 @@ export class PgAuditWriter {
     private readonly pool: Pool,
     private readonly partitions: Partitions,
     private readonly checkpoints: CheckpointPolicy,
+    /** copyRows on a Postgres server, insertRows on the embedded one. */
+    private readonly load: RowLoader,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -172,7 +174,7 @@ export class PgAuditWriter {
       await tx.query(`SELECT pg_advisory_xact_lock_shared(${partitionLock})`);
       const fresh = filter ? await this.withoutStored(tx, records) : onlyFirstOfEachId(records);
       // Content first: it needs no position, so the chains' locks are not held while it is written.
-      await insertContents(tx, fresh);
+      await insertContents(tx, fresh, this.load);
       const chainIds = [...new Set(records.map((r) => r.meta.orgId))].sort();
       const heads = await lockHeads(tx, chainIds);
       const byChain = new Map<string, IncomingRecord[]>();
@@ -190,7 +192,7 @@ export class PgAuditWriter {
         head.hash = links.at(-1)!.hash;
       }
       if (chained.length > 0) {
-        await copyRows(
+        await this.load(
           tx,
           "audit.records",
           recordColumns.map(([c]) => c),
@@ -274,12 +276,16 @@ function onlyFirstOfEachId(
   });
 }
 
-async function insertContents(tx: PoolClient, records: readonly IncomingRecord[]): Promise<void> {
+async function insertContents(
+  tx: PoolClient,
+  records: readonly IncomingRecord[],
+  load: RowLoader,
+): Promise<void> {
   const rows = records
     .filter((r) => r.content !== undefined)
     .map((r) => [r.meta.id, new Date(r.meta.timeMs).toISOString(), r.meta.orgId, r.content!]);
   if (rows.length > 0)
-    await copyRows(tx, "audit.contents", ["record_id", "time", "org_id", "body"], rows);
+    await load(tx, "audit.contents", ["record_id", "time", "org_id", "body"], rows);
 }
 
 async function lockHeads(tx: PoolClient, chainIds: string[]): Promise<Map<string, HeadRow>> {

@@ -7,6 +7,7 @@ import { DecisionCache } from "../kit/decision-cache.js";
 import { migrate } from "../kit/pg.js";
 import type { ServiceDefinition } from "../kit/service-module.js";
 import { Audit } from "./audit.js";
+import { copyRows, insertRows } from "./copy.js";
 import { publicKeysFromPem } from "./checkpoint.js";
 import { readAuditConfig } from "./config.js";
 import { AppendNotifier } from "./notifier.js";
@@ -39,10 +40,12 @@ export const auditDefinition: ServiceDefinition = {
       await registerSigningKey(platform.pool, key);
       const partitions = new Partitions(platform.pool);
       await partitions.ensureAhead(Date.now(), config.partitionDaysAhead);
-      const writer = new PgAuditWriter(platform.pool, partitions, {
-        key,
-        every: config.checkpointEvery,
-      });
+      const writer = new PgAuditWriter(
+        platform.pool,
+        partitions,
+        { key, every: config.checkpointEvery },
+        platform.embeddedDatabase ? insertRows : copyRows,
+      );
       const reader = new PgAuditReader(platform.pool);
       const notifier = new AppendNotifier(platform.cache, log);
       await notifier.start();

@@ -91,6 +91,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       lifecycle,
       registry,
       peer,
+      embeddedDatabase: !config.databaseUrl,
       hasPeer: (name) => hosted.includes(name) || config.peerUrls.has(name),
       dataDir: config.dataDir,
       shutdownGraceMs: config.shutdownGraceMs,

@@ -16,6 +16,8 @@ export interface Platform {
   cache: SharedCache;
   credentials: ServiceCredentials;
   lifecycle: Lifecycle;
+  /** True on the embedded database (PGlite): one connection, and no COPY. */
+  embeddedDatabase: boolean;
   /** Where the process keeps local state (the embedded database, the proxy's records). */
   dataDir: string;
   /** How long a stopping service waits for in-flight calls. */

