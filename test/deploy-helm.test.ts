@@ -1,0 +1,185 @@
+import test from "ava";
+import { execFile } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { Ajv } from "ajv";
+import { ConfigMap, Secret, Service } from "kubernetes-models/v1";
+import { Deployment } from "kubernetes-models/apps/v1";
+import { NetworkPolicy, Ingress } from "kubernetes-models/networking.k8s.io/v1";
+import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
+import { readCompose, root } from "./support/deploy.js";
+import { chartValues, renderChart, type Rendered } from "./support/helm.js";
+
+const chart = join(root, "deploy", "helm", "airlock");
+const run = promisify(execFile);
+const secrets = {
+  serviceSecret: "s".repeat(44),
+  databaseUrl: "postgres://airlock:pw@db.internal:5432/airlock",
+  redisUrl: "redis://redis.internal:6379",
+};
+const models: Record<string, new (o: never) => { validate(): void }> = {
+  "v1/ConfigMap": ConfigMap,
+  "v1/Secret": Secret,
+  "v1/Service": Service,
+  "apps/v1/Deployment": Deployment,
+  "networking.k8s.io/v1/NetworkPolicy": NetworkPolicy,
+  "networking.k8s.io/v1/Ingress": Ingress,
+  "policy/v1/PodDisruptionBudget": PodDisruptionBudget,
+};
+
+/** Every rendered object checked against the Kubernetes schema of its kind. */
+function validateAll(
+  t: { deepEqual: (a: unknown, b: unknown, m?: string) => void },
+  objects: Rendered[],
+) {
+  for (const { template, object } of objects) {
+    const Model = models[`${object.apiVersion}/${object.kind}`];
+    let problem = Model ? "" : `no schema for ${object.apiVersion} ${object.kind}`;
+    try {
+      new Model!(object as never).validate();
+    } catch (err) {
+      problem ||= (err as Error).message;
+    }
+    t.deepEqual(problem, "", `${template}: ${object.kind} ${object.metadata.name}`);
+  }
+}
+
+const kinds = (objects: Rendered[]) =>
+  objects.map((o) => `${o.object.kind}/${o.object.metadata.name}`).sort();
+
+test("yamllint passes on the chart's Chart.yaml and values.yaml, and on the compose file", async (t) => {
+  const files = [
+    join(chart, "Chart.yaml"),
+    join(chart, "values.yaml"),
+    join(root, "deploy", "compose", "compose.yaml"),
+  ];
+  try {
+    await run("yamllint", ["-s", "-c", join(root, "deploy", "yamllint.yaml"), ...files]);
+    t.pass();
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { stdout?: string };
+    t.fail(
+      e.code === "ENOENT"
+        ? "yamllint is not installed: apt-get install yamllint (.ci/run installs it)"
+        : (e.stdout ?? e.message),
+    );
+  }
+});
+
+test("values.schema.json accepts the defaults with a secret, rejects a missing service secret and bad replica counts", async (t) => {
+  const schema = JSON.parse(await readFile(join(chart, "values.schema.json"), "utf8")) as object;
+  const validate = new Ajv({ allErrors: true, strict: false }).compile(schema);
+  t.true(validate(await chartValues(chart, { secrets })), JSON.stringify(validate.errors));
+  t.true(validate(await chartValues(chart, { secrets: { existingSecret: "airlock-prod" } })));
+
+  t.false(validate(await chartValues(chart)), "values.yaml alone: no service secret");
+  t.false(
+    validate(await chartValues(chart, { secrets: { ...secrets, serviceSecret: "" } })),
+    "empty service secret",
+  );
+  t.false(
+    validate(await chartValues(chart, { secrets: { ...secrets, serviceSecret: "too-short" } })),
+    "service secret under 32 characters",
+  );
+  for (const replicas of [0, -1, 1.5, "2", 1000])
+    t.false(
+      validate(await chartValues(chart, { secrets, services: { proxy: { replicas } } })),
+      `replicas ${JSON.stringify(replicas)}`,
+    );
+  t.false(
+    validate(
+      await chartValues(chart, {
+        secrets,
+        services: { proxy: { replicas: 2 } },
+        proxy: { spool: { existingClaim: "spool" } },
+      }),
+    ),
+    "one ReadWriteOnce spool claim for two proxies",
+  );
+  t.false(
+    validate(await chartValues(chart, { secrets, services: { retention: { replicas: 1 } } })),
+  );
+});
+
+test("the chart renders valid Kubernetes objects for the default values", async (t) => {
+  const objects = await renderChart(chart, await chartValues(chart, { secrets }));
+  validateAll(t, objects);
+  t.deepEqual(kinds(objects), [
+    "ConfigMap/airlock-airlock-config",
+    ...["audit", "identity", "policy", "proxy"].map((s) => `Deployment/airlock-${s}`),
+    ...["audit", "identity", "policy", "proxy"].map((s) => `NetworkPolicy/airlock-${s}`),
+    "Secret/airlock-airlock",
+    ...["audit", "identity", "policy", "proxy"].map((s) => `Service/airlock-${s}`),
+  ]);
+  const deployments = objects.filter((o) => o.object.kind === "Deployment").map((o) => o.object);
+  for (const d of deployments) {
+    const c = (d as unknown as Deployment).spec!.template.spec!.containers[0]!;
+    t.is(c.livenessProbe?.httpGet?.path, "/healthz", `${d.metadata.name} liveness`);
+    t.is(c.readinessProbe?.httpGet?.path, "/readyz", `${d.metadata.name} readiness`);
+    t.true((d as unknown as Deployment).spec!.template.spec!.securityContext!.runAsNonRoot!);
+  }
+  // One source of truth: each container gets every variable compose gives that service.
+  const compose = await readCompose();
+  for (const d of deployments) {
+    const name = d.metadata.name.replace(/^airlock-/, "");
+    const env = new Set(
+      (d as unknown as Deployment).spec!.template.spec!.containers[0]!.env!.map((e) => e.name),
+    );
+    const missing = Object.keys(compose.services[name]!.environment ?? {}).filter(
+      (v) => !env.has(v),
+    );
+    t.deepEqual(missing, [], `${name}: variables compose sets that the chart does not`);
+  }
+  // Only the proxy may reach the internet.
+  for (const { object } of objects.filter((o) => o.object.kind === "NetworkPolicy")) {
+    const open = JSON.stringify(object).includes("0.0.0.0/0");
+    t.is(open, object.metadata.name === "airlock-proxy", `${object.metadata.name} egress`);
+  }
+});
+
+test("the chart with replicas, an existing secret, an ingress, routes and datastore pods", async (t) => {
+  const objects = await renderChart(
+    chart,
+    await chartValues(chart, {
+      secrets: { existingSecret: "airlock-prod" },
+      services: { proxy: { replicas: 3 }, audit: { replicas: 2 } },
+      ingress: {
+        enabled: true,
+        className: "nginx",
+        host: "llm.acme.example",
+        tlsSecret: "llm-tls",
+      },
+      config: { routes: "providers: []\nmodels: []\n", policyBundle: "p, role:x, y, z, allow\n" },
+      audit: { signingKeySecret: "audit-key" },
+      networkPolicy: { datastoreCidrs: ["10.0.5.0/24"], datastorePodLabels: { app: "postgres" } },
+    }),
+  );
+  validateAll(t, objects);
+  const names = kinds(objects);
+  t.false(
+    names.some((n) => n.startsWith("Secret/")),
+    "an existing secret is used, not created",
+  );
+  t.true(names.includes("PodDisruptionBudget/airlock-proxy"));
+  t.true(names.includes("PodDisruptionBudget/airlock-audit"));
+  t.false(names.includes("PodDisruptionBudget/airlock-identity"), "one replica: no PDB");
+  t.true(names.includes("Ingress/airlock-proxy"));
+  t.true(names.includes("NetworkPolicy/airlock-airlock-datastores"));
+  const proxy = objects.find(
+    (o) => o.object.metadata.name === "airlock-proxy" && o.object.kind === "Deployment",
+  )!.object as unknown as Deployment;
+  t.is(proxy.spec!.replicas, 3);
+  const env = proxy.spec!.template.spec!.containers[0]!.env!;
+  t.is(env.find((e) => e.name === "AIRLOCK_ROUTES_FILE")?.value, "/etc/airlock/config/routes.yaml");
+  t.is(
+    env.find((e) => e.name === "AIRLOCK_SERVICE_SECRET")?.valueFrom?.secretKeyRef?.name,
+    "airlock-prod",
+  );
+  const config = objects.find((o) => o.object.kind === "ConfigMap")!.object as unknown as ConfigMap;
+  t.is(
+    config.data!["routes.yaml"],
+    "providers: []\nmodels: []\n",
+    "multi-line values survive quoting",
+  );
+});
