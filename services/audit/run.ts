@@ -19,6 +19,7 @@ import { auditRoutes } from "./routes.js";
 import { loadSigningKey, registerSigningKey } from "./signing-key.js";
 import { readExportConfig } from "./export/config.js";
 import { PgExportCursors } from "./export/pg-cursors.js";
+import { ExportLease } from "./export/lease.js";
 import { PgExportSource } from "./export/pg-source.js";
 import { startExporters } from "./export/start-exporters.js";
 
@@ -56,15 +57,25 @@ export const auditDefinition: ServiceDefinition = {
       );
       await decisions.start();
       platform.lifecycle.onStop("audit decision cache", () => decisions.stop());
-      const exporters = startExporters({
-        config: exportConfig,
-        source: new PgExportSource(reader),
-        cursors: new PgExportCursors(platform.pool),
+      let exporters: ReturnType<typeof startExporters> | undefined;
+      const lease = new ExportLease(
+        platform.pool,
+        exportConfig.leaseMs,
+        () =>
+          (exporters = startExporters({
+            config: exportConfig,
+            source: new PgExportSource(reader),
+            cursors: new PgExportCursors(platform.pool),
+            log,
+            registry: platform.registry,
+          })),
         log,
-        registry: platform.registry,
-      });
-      notifier.onAppend(() => exporters.wake());
-      platform.lifecycle.onStop("audit exporters", () => exporters.stop());
+      );
+      if (exportConfig.sinks.length > 0) {
+        await lease.begin();
+        platform.lifecycle.onStop("audit exporters", () => lease.close());
+      }
+      notifier.onAppend(() => exporters?.wake());
       const audit = new Audit({
         writer,
         reader,

@@ -26,6 +26,8 @@ export interface ExportConfig {
   intervalMs: number;
   retryMaxMs: number;
   timeoutMs: number;
+  /** How long the replica running the exporters holds its lease without renewing it. */
+  leaseMs: number;
 }
 
 const sinksVar = "AIRLOCK_AUDIT_SINKS";
@@ -71,6 +73,10 @@ export function readExportConfig(env: Env): ExportConfig {
     }),
     timeoutMs: readDuration(env, "AIRLOCK_AUDIT_EXPORT_TIMEOUT", "30s", {
       min: 1000,
+      max: 600_000,
+    }),
+    leaseMs: readDuration(env, "AIRLOCK_AUDIT_EXPORT_LEASE", "15s", {
+      min: 300,
       max: 600_000,
     }),
   };
