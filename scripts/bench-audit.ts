@@ -167,13 +167,12 @@ try {
       },
     ],
   ];
-  const lines = [
-    `| filter (first page of 100) | samples | p50 ms | p95 ms |`,
-    `|---|---|---|---|`,
-  ];
+  const lines = [`| filter (first page of 100) | samples | p50 ms | p95 ms |`, `|---|---|---|---|`];
   for (const [name, filter] of filters) {
     const sorted = await timeEach(samples, () => asAuditor.query({ ...filter, pageSize: 100 }));
-    lines.push(`| ${name} | ${sorted.length} | ${quantile(sorted, 0.5)} | ${quantile(sorted, 0.95)} |`);
+    lines.push(
+      `| ${name} | ${sorted.length} | ${quantile(sorted, 0.5)} | ${quantile(sorted, 0.95)} |`,
+    );
   }
   console.log(`\nAudit benchmark, ${new Date().toISOString()}`);
   console.log(
@@ -181,7 +180,9 @@ try {
       `${ingest} records/s sustained; audit process CPU ${(ingestCpu / elapsed / 10).toFixed(0)}% of one core, RSS ${await rssMb(server.child.pid!)} MiB`,
   );
   console.log(`Fill to ${count} stored records: ${fillRate} records/s`);
-  console.log(`\nQuery over ${count} records (${days} daily partitions), as an auditor over loopback:\n`);
+  console.log(
+    `\nQuery over ${count} records (${days} daily partitions), as an auditor over loopback:\n`,
+  );
   console.log(lines.join("\n"));
 } finally {
   await server.stop();
