@@ -123,7 +123,11 @@ try {
   let stored = 0;
   await Promise.all(
     Array.from({ length: shippers }, async () => {
-      while (performance.now() < until) stored += (await sendBatch()).stored;
+      while (performance.now() < until) {
+        // Not `stored += await …`: that reads `stored` before the await and loses the other shippers' counts.
+        const { stored: n } = await sendBatch();
+        stored += n;
+      }
     }),
   );
   const elapsed = (performance.now() - started) / 1000;
