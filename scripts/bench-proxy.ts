@@ -1,12 +1,19 @@
 /**
  * What the proxy adds: the same requests straight to the fake upstream and
- * through `airlock serve` (identity, policy and proxy in one process, on the
- * real Postgres and Redis, authentication, policy and recording on), in one
- * run on loopback. The fake upstream runs in its own process with no added
- * latency; this process is the client (undici, keep-alive).
+ * through Airlock (on the real Postgres and Redis, authentication, policy
+ * and recording on), in one run on loopback. The fake upstream runs in its
+ * own process with no added latency; this process is the client (undici,
+ * keep-alive).
+ *
+ * BENCH_MODE=split (the default) runs the proxy as deployed for traffic:
+ * `airlock serve proxy` in its own process (its spool and shipper included)
+ * beside `airlock serve identity policy audit`; CPU and RSS are the proxy
+ * process's. BENCH_MODE=all-in-one runs `airlock serve`, every service in
+ * one process, so that process also stores each record in the audit log
+ * (hash chain, Postgres) on the same cores.
  *
  *   npm run bench:proxy
- *   BENCH_SECONDS=10 BENCH_CONCURRENCY=32 npm run bench:proxy
+ *   BENCH_SECONDS=10 BENCH_CONCURRENCY=32 BENCH_MODE=all-in-one npm run bench:proxy
  */
 import { spawn } from "node:child_process";
 import { cpus } from "node:os";
@@ -21,17 +28,33 @@ const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const samples = Number(process.env.BENCH_SAMPLES ?? 2000);
 
+const mode = process.env.BENCH_MODE ?? "split";
 const fake = await startFakeProcess();
 const db = await createTestDatabase();
-const server = await spawnAirlock(["serve"], {
+const shared = {
   DATABASE_URL: db.url,
   REDIS_URL: redisUrl,
   AIRLOCK_SERVICE_SECRET: testServiceSecret(),
   AIRLOCK_OPENAI_BASE_URL: `${fake.url}/v1`,
   AIRLOCK_OPENAI_API_KEY: "sk-bench",
   AIRLOCK_ANTHROPIC_BASE_URL: fake.url,
-});
-server.child.stdout?.removeAllListeners("data").resume();
+};
+const core =
+  mode === "split"
+    ? await spawnAirlock(["serve", "identity", "policy", "audit"], shared)
+    : undefined;
+const server = await spawnAirlock(
+  mode === "split" ? ["serve", "proxy"] : ["serve"],
+  core
+    ? {
+        ...shared,
+        AIRLOCK_IDENTITY_URL: core.url,
+        AIRLOCK_POLICY_URL: core.url,
+        AIRLOCK_AUDIT_URL: core.url,
+      }
+    : shared,
+);
+for (const p of [core, server]) p?.child.stdout?.removeAllListeners("data").resume();
 const proxyUrl = (
   JSON.parse(server.output.find((l) => l.includes('"airlock serving"'))!) as {
     endpoints: { llm: string };
@@ -39,7 +62,7 @@ const proxyUrl = (
 ).endpoints.llm;
 
 try {
-  const { agentToken: token } = await orgWithAgent(server.url, { org: "bench" });
+  const { agentToken: token } = await orgWithAgent((core ?? server).url, { org: "bench" });
 
   const body = (stream: boolean) =>
     JSON.stringify({
@@ -95,7 +118,7 @@ try {
     );
   }
   console.log(
-    `Proxy overhead on loopback, fake upstream with no latency; ${cpus().length} CPUs (${cpus()[0]?.model.trim()}); client, fake upstream and airlock on the same machine`,
+    `Proxy overhead on loopback, fake upstream with no latency; ${cpus().length} CPUs (${cpus()[0]?.model.trim()}); client, fake upstream and airlock on the same machine; mode ${mode}`,
   );
   console.log("");
   console.log("Concurrency 1 (ms):");
@@ -113,6 +136,7 @@ try {
   for (const line of throughput) console.log(line);
 } finally {
   await server.stop();
+  await core?.stop();
   fake.child.kill("SIGTERM");
   await db.drop();
 }
