@@ -55,11 +55,7 @@ const server = await spawnAirlock(
     : shared,
 );
 for (const p of [core, server]) p?.child.stdout?.removeAllListeners("data").resume();
-const proxyUrl = (
-  JSON.parse(server.output.find((l) => l.includes('"airlock serving"'))!) as {
-    endpoints: { llm: string };
-  }
-).endpoints.llm;
+const proxyUrl = server.endpoints.llm!;
 
 try {
   const { agentToken: token } = await orgWithAgent((core ?? server).url, { org: "bench" });

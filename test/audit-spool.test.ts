@@ -82,9 +82,7 @@ async function startProxy(port: number, extra: Record<string, string>) {
     ...extra,
   });
   processes.push(proxy);
-  const { endpoints } = JSON.parse(proxy.output.find((l) => l.includes('"airlock serving"'))!) as {
-    endpoints: { llm: string };
-  };
+  const { endpoints } = proxy;
   const openai = new OpenAI({
     apiKey: org.agentToken,
     baseURL: `${endpoints.llm}/openai/v1`,

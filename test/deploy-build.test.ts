@@ -4,14 +4,13 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createTestDatabase, redisUrl, testServiceSecret } from "./support/env.js";
+import { spawnAirlock, type AirlockProcess } from "./support/process.js";
 import {
   buildInto,
   composeEnvironment,
   freePort,
   root,
-  startService,
   type LocalPlacement,
-  type ServiceProcess,
 } from "./support/deploy.js";
 
 // What the image runs: `npm run build`'s output, started with plain node (no
@@ -21,9 +20,9 @@ test("the build output serves every service from plain node with production depe
   t.timeout(240_000);
   const out = await mkdtemp(join(tmpdir(), "airlock-dist-"));
   const db = await createTestDatabase();
-  const started: ServiceProcess[] = [];
+  const started: AirlockProcess[] = [];
   t.teardown(async () => {
-    await Promise.all(started.map((p) => p.kill("SIGTERM")));
+    await Promise.all(started.map((p) => p.stop("SIGTERM")));
     await db.drop();
     await rm(out, { recursive: true, force: true });
   });
@@ -54,12 +53,12 @@ test("the build output serves every service from plain node with production depe
       databaseUrl: db.url,
       redisUrl,
     });
-    const p = await startService(entry, args, env);
+    const p = await spawnAirlock(args, env, { entry, exactEnv: true });
     started.push(p);
-    t.deepEqual(p.serving.url, `http://127.0.0.1:${placements[name]!.rpcPort}`);
-    const healthz = await fetch(`${p.serving.url}/healthz`);
+    t.deepEqual(p.url, `http://127.0.0.1:${placements[name]!.rpcPort}`);
+    const healthz = await fetch(`${p.url}/healthz`);
     t.is(healthz.status, 200, `${name} /healthz`);
-    const readyz = await fetch(`${p.serving.url}/readyz`);
+    const readyz = await fetch(`${p.url}/readyz`);
     t.is(readyz.status, 200, `${name} /readyz`);
     t.like(await readyz.json(), { ready: true, checks: { postgres: "ok", redis: "ok" } });
     // The image's HEALTHCHECK script finds the port in AIRLOCK_RPC_ADDR as the container has it.

@@ -13,15 +13,12 @@ import {
   composeEnvironment,
   freePort,
   readCompose,
-  root,
-  startService,
   type LocalPlacement,
-  type ServiceProcess,
 } from "./support/deploy.js";
 import { createTestDatabase, redisUrl, testServiceSecret } from "./support/env.js";
+import { spawnAirlock, type AirlockProcess } from "./support/process.js";
 import { auditedRecords, readContentRule } from "./support/records.js";
 
-const bin = join(root, "bin", "airlock.mjs");
 const calls = 60;
 const concurrency = 4;
 
@@ -35,9 +32,9 @@ test("split mode from compose's environment: SDK calls through four processes, a
   const db = await createTestDatabase();
   const fake = await startFakeUpstream();
   const dataRoot = await mkdtemp(join(tmpdir(), "airlock-deploy-split-"));
-  const running = new Map<string, ServiceProcess>();
+  const running = new Map<string, AirlockProcess>();
   t.teardown(async () => {
-    await Promise.all([...running.values()].map((p) => p.kill("SIGTERM")));
+    await Promise.all([...running.values()].map((p) => p.stop("SIGTERM")));
     await fake.close();
     await db.drop();
     await rm(dataRoot, { recursive: true, force: true });
@@ -73,10 +70,10 @@ test("split mode from compose's environment: SDK calls through four processes, a
   t.is(envs.get("proxy")!.env.AIRLOCK_AUDIT_URL, `http://127.0.0.1:${placements.audit!.rpcPort}`);
   t.is(envs.get("proxy")!.env.AIRLOCK_SPOOL_DIR, join(dataRoot, "proxy", "spool"));
 
-  // startService waits for the `airlock serving` line, logged at info.
+  // spawnAirlock waits for the `airlock serving` line, logged at info.
   const start = async (name: string) => {
     const { env, args } = envs.get(name)!;
-    const p = await startService(bin, args, { ...env, AIRLOCK_LOG_LEVEL: "info" });
+    const p = await spawnAirlock(args, { ...env, AIRLOCK_LOG_LEVEL: "info" }, { exactEnv: true });
     running.set(name, p);
     return p;
   };
@@ -140,7 +137,7 @@ test("split mode from compose's environment: SDK calls through four processes, a
     done++;
     if (done === Math.floor(calls / 3) && !killed) {
       const audit = running.get("audit")!;
-      killed = audit.kill("SIGKILL");
+      killed = audit.stop("SIGKILL");
     }
     if (done === Math.floor((2 * calls) / 3) && !restarted) {
       restarted = killed!.then(() => start("audit"));

@@ -38,11 +38,7 @@ test("the proxy in its own process: calls identity, policy and audit over the ne
     AIRLOCK_DATA_DIR: dataDir,
   });
   processes.push(proxy);
-  const llm = (
-    JSON.parse(proxy.output.find((l) => l.includes('"airlock serving"'))!) as {
-      endpoints: { llm: string };
-    }
-  ).endpoints.llm;
+  const llm = proxy.endpoints.llm!;
 
   const org = await orgWithAgent(core.url, { org: "apart", extraRules: readContentRule });
   const openai = new OpenAI({ apiKey: org.agentToken, baseURL: `${llm}/openai/v1`, maxRetries: 0 });

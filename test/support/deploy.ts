@@ -1,4 +1,4 @@
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { readFile, symlink, mkdir } from "node:fs/promises";
 import { createServer } from "node:net";
 import { dirname, join, relative } from "node:path";
@@ -170,62 +170,4 @@ export async function buildInto(out: string): Promise<void> {
     await mkdir(dirname(link), { recursive: true });
     await symlink(path, link, "dir");
   }
-}
-
-/** A process started from a command line, with its output lines and exit. */
-export interface ServiceProcess {
-  pid: number;
-  output: string[];
-  /** The `airlock serving` log line's fields. */
-  serving: { url: string; endpoints: Record<string, string> };
-  exited: Promise<number | null>;
-  kill(signal?: NodeJS.Signals): Promise<number | null>;
-}
-
-/** Runs `node entry args…` with exactly `env` (plus PATH) and waits for `airlock serving`. */
-export async function startService(
-  entry: string,
-  args: string[],
-  env: Record<string, string>,
-  timeoutMs = 30_000,
-): Promise<ServiceProcess> {
-  const child = spawn(process.execPath, [entry, ...args], {
-    env: { PATH: process.env.PATH ?? "", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const output: string[] = [];
-  const exited = new Promise<number | null>((resolve) =>
-    child.once("exit", (code, signal) => resolve(code ?? (signal ? -1 : null))),
-  );
-  const serving = await new Promise<ServiceProcess["serving"]>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`${args.join(" ")} did not start:\n${output.join("\n")}`)),
-      timeoutMs,
-    );
-    const onData = (chunk: Buffer) => {
-      for (const line of chunk.toString("utf8").split("\n").filter(Boolean)) {
-        output.push(line);
-        if (line.includes('"msg":"airlock serving"')) {
-          clearTimeout(timer);
-          resolve(JSON.parse(line) as ServiceProcess["serving"]);
-        }
-      }
-    };
-    child.stdout.on("data", onData);
-    child.stderr.on("data", onData);
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`${args.join(" ")} exited with ${code}:\n${output.join("\n")}`));
-    });
-  });
-  return {
-    pid: child.pid!,
-    output,
-    serving,
-    exited,
-    kill(signal = "SIGTERM") {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      return exited;
-    },
-  };
 }
