@@ -31,25 +31,9 @@ test("records stored by Append reach a configured sink from the real store, each
     const org = await orgWithAgent(h.runtime.server.url, { org: "siem-acme" });
     const before = Array.from({ length: 30 }, () => llmResponse(org.orgId));
     await createClient(AuditService, h.runtime.peer("audit")).append({ records: before });
-    const want = (events: { metadata: { uid: string } }[], ids: string[]) =>
-      ids.every((id) => events.some((e) => e.metadata.uid === id));
-    for (
-      let i = 0;
-      i < 100 &&
-      !want(
-        await exported(file),
-        before.map((r) => r.id),
-      );
-      i++
-    )
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    t.true(
-      want(
-        await exported(file),
-        before.map((r) => r.id),
-      ),
-      "every record exported",
-    );
+    const beforeIds = before.map((r) => r.id);
+    await until(async () => has(await exported(file), beforeIds));
+    t.true(has(await exported(file), beforeIds), "every record exported");
 
     // Restarted on the same database, the sink resumes from its saved cursor.
     await first.runtime.stop();
@@ -59,23 +43,10 @@ test("records stored by Append reach a configured sink from the real store, each
     });
     const after = Array.from({ length: 10 }, () => llmResponse(org.orgId));
     await createClient(AuditService, h.runtime.peer("audit")).append({ records: after });
-    for (
-      let i = 0;
-      i < 100 &&
-      !want(
-        await exported(file),
-        after.map((r) => r.id),
-      );
-      i++
-    )
-      await new Promise((resolve) => setTimeout(resolve, 50));
+    const afterIds = after.map((r) => r.id);
+    await until(async () => has(await exported(file), afterIds));
     const events = await exported(file);
-    t.true(
-      want(
-        events,
-        after.map((r) => r.id),
-      ),
-    );
+    t.true(has(events, afterIds));
     const uids = events.map((e) => e.metadata.uid);
     t.is(new Set(uids).size, uids.length, "no record exported twice");
   } finally {

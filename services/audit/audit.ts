@@ -14,7 +14,7 @@ import type { PgAuditReader, RecordFilter } from "./pg-reader.js";
 import type { AppendResult, PgAuditWriter } from "./pg-store.js";
 import { ChainVerifier, type VerifyResult } from "./verify.js";
 
-export const maxAppendBatch = 5000;
+const maxAppendBatch = 5000;
 
 export interface AuditDeps {
   writer: PgAuditWriter;

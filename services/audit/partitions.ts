@@ -21,7 +21,7 @@ export function dayName(day: number): string {
 export const partitionLock = "hashtext('airlock.audit.partitions')";
 
 /** The partitioned tables, each with one partition per UTC day. */
-export const partitionedTables = ["records", "contents"] as const;
+const partitionedTables = ["records", "contents"] as const;
 
 /**
  * Creates the daily partitions of the audit tables. Each process remembers
@@ -57,10 +57,5 @@ export class Partitions {
   ensureAhead(nowMs: number, daysAhead: number): Promise<void> {
     const today = dayOf(nowMs);
     return this.ensure(Array.from({ length: daysAhead + 1 }, (_, i) => today + i));
-  }
-
-  /** Forgets a day whose partitions were dropped. */
-  forget(day: number): void {
-    this.known.delete(day);
   }
 }

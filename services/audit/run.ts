@@ -1,9 +1,7 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createClient } from "@connectrpc/connect";
 import { AuditService } from "../../gen/airlock/audit/v1/audit_pb.js";
-import { PolicyService } from "../../gen/airlock/policy/v1/policy_pb.js";
-import { DecisionCache } from "../kit/decision-cache.js";
+import { startDecisionCache } from "../kit/decision-cache.js";
 import { migrate } from "../kit/pg.js";
 import type { ServiceDefinition } from "../kit/service-module.js";
 import { Audit } from "./audit.js";
@@ -51,12 +49,7 @@ export const auditDefinition: ServiceDefinition = {
       const notifier = new AppendNotifier(platform.cache, log);
       await notifier.start();
       platform.lifecycle.onStop("audit notifier", () => notifier.stop());
-      const decisions = new DecisionCache(
-        createClient(PolicyService, platform.peer("policy")),
-        platform.cache,
-      );
-      await decisions.start();
-      platform.lifecycle.onStop("audit decision cache", () => decisions.stop());
+      const decisions = await startDecisionCache(platform, "audit");
       let exporters: ReturnType<typeof startExporters> | undefined;
       const lease = new ExportLease(
         platform.pool,

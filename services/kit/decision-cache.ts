@@ -1,9 +1,10 @@
-import type { Client } from "@connectrpc/connect";
-import type {
-  CheckRequest,
-  CheckResponse,
+import { createClient, type Client } from "@connectrpc/connect";
+import {
   PolicyService,
+  type CheckRequest,
+  type CheckResponse,
 } from "../../gen/airlock/policy/v1/policy_pb.js";
+import type { Platform } from "./service-module.js";
 import type { SharedCache } from "./shared-cache.js";
 
 /** The policy service publishes `<org id> <version>` here after every change. */
@@ -75,4 +76,18 @@ export class DecisionCache {
     }
     return org;
   }
+}
+
+/** A service's DecisionCache on the policy service, following its change messages until the process stops. */
+export async function startDecisionCache(
+  platform: Platform,
+  owner: string,
+): Promise<DecisionCache> {
+  const decisions = new DecisionCache(
+    createClient(PolicyService, platform.peer("policy")),
+    platform.cache,
+  );
+  await decisions.start();
+  platform.lifecycle.onStop(`${owner} decision cache`, () => decisions.stop());
+  return decisions;
 }

@@ -3,9 +3,8 @@ import { createClient } from "@connectrpc/connect";
 import { Counter } from "prom-client";
 import { AuditService } from "../../gen/airlock/audit/v1/audit_pb.js";
 import { IdentityService } from "../../gen/airlock/identity/v1/identity_pb.js";
-import { PolicyService } from "../../gen/airlock/policy/v1/policy_pb.js";
 import { ProxyService } from "../../gen/airlock/proxy/v1/proxy_pb.js";
-import { DecisionCache } from "../kit/decision-cache.js";
+import { startDecisionCache } from "../kit/decision-cache.js";
 import { listenHttp } from "../kit/http-listener.js";
 import { RemoteAuthenticator } from "../kit/remote-authenticator.js";
 import type { ServiceDefinition } from "../kit/service-module.js";
@@ -57,12 +56,7 @@ export const proxyDefinition: ServiceDefinition = {
       );
       await authenticator.start();
       platform.lifecycle.onStop("proxy authenticator", () => authenticator.stop());
-      const decisions = new DecisionCache(
-        createClient(PolicyService, platform.peer("policy")),
-        platform.cache,
-      );
-      await decisions.start();
-      platform.lifecycle.onStop("proxy decision cache", () => decisions.stop());
+      const decisions = await startDecisionCache(platform, "proxy");
       const upstreams = new Map(
         config.routing.providers.map((p) => [p.name, new Upstream(p, config)]),
       );
