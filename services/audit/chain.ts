@@ -1,13 +1,5 @@
+import type { Usage } from "../kit/usage.js";
 import { sha256Hex } from "./canonical.js";
-
-/** Token counts as stored. */
-export interface StoredUsage {
-  inputTokens: number;
-  outputTokens: number;
-  cacheReadTokens: number;
-  cacheWriteTokens: number;
-  reasoningTokens: number;
-}
 
 /**
  * A record's metadata as stored and hashed: everything but the content,
@@ -32,7 +24,7 @@ export interface RecordMeta {
   provider: string;
   model: string;
   toolNames: string[];
-  usage: StoredUsage;
+  usage: Usage;
   latencyMs: number;
   /** Canonical JSON text of the attributes object. */
   attributes: string;

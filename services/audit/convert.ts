@@ -1,11 +1,8 @@
 import { create, type JsonObject } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
-import {
-  RecordSchema,
-  UsageSchema,
-  type Record as AuditRecord,
-} from "../../gen/airlock/audit/v1/audit_pb.js";
+import { RecordSchema, type Record as AuditRecord } from "../../gen/airlock/audit/v1/audit_pb.js";
 import { invalid } from "../kit/errors.js";
+import { usageToProto } from "../kit/usage.js";
 import { canonicalJson, sha256Hex } from "./canonical.js";
 import { metaDigest, type ChainedRecord, type RecordMeta } from "./chain.js";
 
@@ -95,13 +92,7 @@ export function recordToProto(r: ChainedRecord, content: string | null | undefin
     provider: r.provider,
     model: r.model,
     toolNames: r.toolNames,
-    usage: create(UsageSchema, {
-      inputTokens: BigInt(r.usage.inputTokens),
-      outputTokens: BigInt(r.usage.outputTokens),
-      cacheReadTokens: BigInt(r.usage.cacheReadTokens),
-      cacheWriteTokens: BigInt(r.usage.cacheWriteTokens),
-      reasoningTokens: BigInt(r.usage.reasoningTokens),
-    }),
+    usage: usageToProto(r.usage),
     latencyMs: BigInt(r.latencyMs),
     attributes: JSON.parse(r.attributes) as JsonObject,
     content: typeof content === "string" ? (JSON.parse(content) as JsonObject) : undefined,

@@ -1,10 +1,7 @@
 import { create, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import {
-  RecordSchema,
-  UsageSchema,
-  type Record as AuditRecord,
-} from "../../gen/airlock/audit/v1/audit_pb.js";
+import { RecordSchema, type Record as AuditRecord } from "../../gen/airlock/audit/v1/audit_pb.js";
+import { usageToProto } from "../kit/usage.js";
 import type { Endpoint } from "./collect.js";
 import type { LlmRecord } from "./records.js";
 import { offeredTools } from "./tools.js";
@@ -53,13 +50,7 @@ export function auditRecord(r: LlmRecord): AuditRecord {
     id: `${r.id}.response`,
     status: r.status,
     toolNames: r.toolNames,
-    usage: create(UsageSchema, {
-      inputTokens: BigInt(r.usage.inputTokens),
-      outputTokens: BigInt(r.usage.outputTokens),
-      cacheReadTokens: BigInt(r.usage.cacheReadTokens),
-      cacheWriteTokens: BigInt(r.usage.cacheWriteTokens),
-      reasoningTokens: BigInt(r.usage.reasoningTokens),
-    }),
+    usage: usageToProto(r.usage),
     // Rounded up: a whole number of milliseconds that is never shorter than the time to first byte.
     latencyMs: BigInt(Math.ceil(r.latencyMs)),
     attributes: {

@@ -1,5 +1,6 @@
 import type { SseEvent } from "./sse.js";
-import type { ToolCall, Usage } from "./records.js";
+import type { Usage } from "../kit/usage.js";
+import type { ToolCall } from "./records.js";
 
 /** What a response said, gathered beside the bytes going to the client. */
 export interface Collected {

@@ -1,11 +1,4 @@
-/** Tokens as the providers count them. */
-export interface Usage {
-  inputTokens: number;
-  outputTokens: number;
-  cacheReadTokens: number;
-  cacheWriteTokens: number;
-  reasoningTokens: number;
-}
+import type { Usage } from "../kit/usage.js";
 
 export interface ToolCall {
   id: string;
