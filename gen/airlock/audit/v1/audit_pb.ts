@@ -2,8 +2,8 @@
 // @generated from file airlock/audit/v1/audit.proto (package airlock.audit.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file airlock/audit/v1/audit.proto.
  */
 export const file_airlock_audit_v1_audit: GenFile = /*@__PURE__*/
-  fileDesc("ChxhaXJsb2NrL2F1ZGl0L3YxL2F1ZGl0LnByb3RvEhBhaXJsb2NrLmF1ZGl0LnYxIoUBCgVVc2FnZRIUCgxpbnB1dF90b2tlbnMYASABKAMSFQoNb3V0cHV0X3Rva2VucxgCIAEoAxIZChFjYWNoZV9yZWFkX3Rva2VucxgDIAEoAxIaChJjYWNoZV93cml0ZV90b2tlbnMYBCABKAMSGAoQcmVhc29uaW5nX3Rva2VucxgFIAEoAyLSBAoGUmVjb3JkEgoKAmlkGAEgASgJEgwKBGtpbmQYAiABKAkSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGb3JnX2lkGAQgASgJEg0KBWFjdG9yGAUgASgJEhIKCmFjdG9yX2tpbmQYBiABKAkSDgoGYWN0aW9uGAcgASgJEg8KB3N1YmplY3QYCCABKAkSDgoGc3RhdHVzGAkgASgJEhIKCnNlc3Npb25faWQYCiABKAkSFwoPaW50ZXJjZXB0aW9uX2lkGAsgASgJEhEKCXdvcmtzcGFjZRgMIAEoCRIUCgxyZXBvc2l0b3JpZXMYDSADKAkSEgoKdXNlcl9hZ2VudBgOIAEoCRIQCghwcm92aWRlchgPIAEoCRINCgVtb2RlbBgQIAEoCRISCgp0b29sX25hbWVzGBEgAygJEiYKBXVzYWdlGBIgASgLMhcuYWlybG9jay5hdWRpdC52MS5Vc2FnZRISCgpsYXRlbmN5X21zGBMgASgDEisKCmF0dHJpYnV0ZXMYFCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EigKB2NvbnRlbnQYFSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhYKDmNvbnRlbnRfc2hhMjU2GBYgASgJEhAKCGNoYWluX2lkGBcgASgJEgsKA3NlcRgYIAEoAxIRCglwcmV2X2hhc2gYGSABKAkSDAoEaGFzaBgaIAEoCRIWCg5jb250ZW50X3B1cmdlZBgbIAEoCCK9AQoKQ2hlY2twb2ludBIQCghjaGFpbl9pZBgBIAEoCRILCgNzZXEYAiABKAMSDAoEaGFzaBgDIAEoCRIcChRwcmV2X2NoZWNrcG9pbnRfaGFzaBgEIAEoCRIoCgR0aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZrZXlfaWQYBiABKAkSFwoPY2hlY2twb2ludF9oYXNoGAcgASgJEhEKCXNpZ25hdHVyZRgIIAEoCSI6Cg1BcHBlbmRSZXF1ZXN0EikKB3JlY29yZHMYASADKAsyGC5haXJsb2NrLmF1ZGl0LnYxLlJlY29yZCI0Cg5BcHBlbmRSZXNwb25zZRIOCgZzdG9yZWQYASABKAUSEgoKZHVwbGljYXRlcxgCIAEoBSLNAgoMUXVlcnlSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIpCgVzaW5jZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWFjdG9yGAQgASgJEg0KBWtpbmRzGAUgAygJEhAKCHByb3ZpZGVyGAYgASgJEg0KBW1vZGVsGAcgASgJEhEKCXdvcmtzcGFjZRgIIAEoCRISCgpyZXBvc2l0b3J5GAkgASgJEhIKCnNlc3Npb25faWQYCiABKAkSEQoJdG9vbF9uYW1lGAsgASgJEg4KBnN0YXR1cxgMIAEoCRIRCglwYWdlX3NpemUYDSABKAUSDgoGY3Vyc29yGA4gASgJEhcKD2luY2x1ZGVfY29udGVudBgPIAEoCCJPCg1RdWVyeVJlc3BvbnNlEikKB3JlY29yZHMYASADKAsyGC5haXJsb2NrLmF1ZGl0LnYxLlJlY29yZBITCgtuZXh0X2N1cnNvchgCIAEoCSJBCgpHZXRSZXF1ZXN0EgoKAmlkGAEgASgJEg4KBm9yZ19pZBgCIAEoCRIXCg9pbmNsdWRlX2NvbnRlbnQYAyABKAgiNwoLR2V0UmVzcG9uc2USKAoGcmVjb3JkGAEgASgLMhguYWlybG9jay5hdWRpdC52MS5SZWNvcmQiQQoLVGFpbFJlcXVlc3QSDgoGb3JnX2lkGAEgASgJEg4KBmN1cnNvchgCIAEoCRISCgpmcm9tX3N0YXJ0GAMgASgIIkgKDFRhaWxSZXNwb25zZRIoCgZyZWNvcmQYASABKAsyGC5haXJsb2NrLmF1ZGl0LnYxLlJlY29yZBIOCgZjdXJzb3IYAiABKAkiQQoNVmVyaWZ5UmVxdWVzdBIOCgZvcmdfaWQYASABKAkSEAoIZnJvbV9zZXEYAiABKAMSDgoGdG9fc2VxGAMgASgDIpYBCg5WZXJpZnlSZXNwb25zZRIKCgJvaxgBIAEoCBIXCg9yZWNvcmRzX2NoZWNrZWQYAiABKAMSGwoTY2hlY2twb2ludHNfY2hlY2tlZBgDIAEoAxIwCgdwcm9ibGVtGAQgASgLMh8uYWlybG9jay5hdWRpdC52MS5WZXJpZnlQcm9ibGVtEhAKCGhlYWRfc2VxGAUgASgDIl4KDVZlcmlmeVByb2JsZW0SDAoEY29kZRgBIAEoCRILCgNzZXEYAiABKAMSDgoGdG9fc2VxGAMgASgDEhEKCXJlY29yZF9pZBgEIAEoCRIPCgdtZXNzYWdlGAUgASgJIkEKDUV4cG9ydFJlcXVlc3QSDgoGb3JnX2lkGAEgASgJEhAKCGZyb21fc2VxGAIgASgDEg4KBnRvX3NlcRgDIAEoAyJuCg5FeHBvcnRSZXNwb25zZRIpCgdyZWNvcmRzGAEgAygLMhguYWlybG9jay5hdWRpdC52MS5SZWNvcmQSMQoLY2hlY2twb2ludHMYAiADKAsyHC5haXJsb2NrLmF1ZGl0LnYxLkNoZWNrcG9pbnQiGAoWTGlzdFNpZ25pbmdLZXlzUmVxdWVzdCJkCgpTaWduaW5nS2V5Eg4KBmtleV9pZBgBIAEoCRIWCg5wdWJsaWNfa2V5X3BlbRgCIAEoCRIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJFChdMaXN0U2lnbmluZ0tleXNSZXNwb25zZRIqCgRrZXlzGAEgAygLMhwuYWlybG9jay5hdWRpdC52MS5TaWduaW5nS2V5InoKElVzYWdlUmVwb3J0UmVxdWVzdBIOCgZvcmdfaWQYASABKAkSKQoFc2luY2UYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBXVudGlsGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJvCghVc2FnZVJvdxINCgVhY3RvchgBIAEoCRINCgVtb2RlbBgCIAEoCRILCgNkYXkYAyABKAkSEAoIcmVxdWVzdHMYBCABKAMSJgoFdXNhZ2UYBSABKAsyFy5haXJsb2NrLmF1ZGl0LnYxLlVzYWdlIj8KE1VzYWdlUmVwb3J0UmVzcG9uc2USKAoEcm93cxgBIAMoCzIaLmFpcmxvY2suYXVkaXQudjEuVXNhZ2VSb3ci3AEKDFB1cmdlUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSKwoFc2NvcGUYAiABKA4yHC5haXJsb2NrLmF1ZGl0LnYxLlB1cmdlU2NvcGUSKgoGYmVmb3JlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgVzaW5jZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKa2VlcF9raW5kcxgFIAMoCRITCgtrZWVwX2FjdG9ycxgGIAMoCRIPCgdkcnlfcnVuGAcgASgIIjsKDVB1cmdlUmVzcG9uc2USDgoGcHVyZ2VkGAEgASgDEhoKEnBhcnRpdGlvbnNfZHJvcHBlZBgCIAEoBSpbCgpQdXJnZVNjb3BlEhsKF1BVUkdFX1NDT1BFX1VOU1BFQ0lGSUVEEAASFwoTUFVSR0VfU0NPUEVfQ09OVEVOVBABEhcKE1BVUkdFX1NDT1BFX1JFQ09SRFMQAjLcBQoMQXVkaXRTZXJ2aWNlEksKBkFwcGVuZBIfLmFpcmxvY2suYXVkaXQudjEuQXBwZW5kUmVxdWVzdBogLmFpcmxvY2suYXVkaXQudjEuQXBwZW5kUmVzcG9uc2USSAoFUXVlcnkSHi5haXJsb2NrLmF1ZGl0LnYxLlF1ZXJ5UmVxdWVzdBofLmFpcmxvY2suYXVkaXQudjEuUXVlcnlSZXNwb25zZRJCCgNHZXQSHC5haXJsb2NrLmF1ZGl0LnYxLkdldFJlcXVlc3QaHS5haXJsb2NrLmF1ZGl0LnYxLkdldFJlc3BvbnNlEkcKBFRhaWwSHS5haXJsb2NrLmF1ZGl0LnYxLlRhaWxSZXF1ZXN0Gh4uYWlybG9jay5hdWRpdC52MS5UYWlsUmVzcG9uc2UwARJLCgZWZXJpZnkSHy5haXJsb2NrLmF1ZGl0LnYxLlZlcmlmeVJlcXVlc3QaIC5haXJsb2NrLmF1ZGl0LnYxLlZlcmlmeVJlc3BvbnNlEk0KBkV4cG9ydBIfLmFpcmxvY2suYXVkaXQudjEuRXhwb3J0UmVxdWVzdBogLmFpcmxvY2suYXVkaXQudjEuRXhwb3J0UmVzcG9uc2UwARJmCg9MaXN0U2lnbmluZ0tleXMSKC5haXJsb2NrLmF1ZGl0LnYxLkxpc3RTaWduaW5nS2V5c1JlcXVlc3QaKS5haXJsb2NrLmF1ZGl0LnYxLkxpc3RTaWduaW5nS2V5c1Jlc3BvbnNlEloKC1VzYWdlUmVwb3J0EiQuYWlybG9jay5hdWRpdC52MS5Vc2FnZVJlcG9ydFJlcXVlc3QaJS5haXJsb2NrLmF1ZGl0LnYxLlVzYWdlUmVwb3J0UmVzcG9uc2USSAoFUHVyZ2USHi5haXJsb2NrLmF1ZGl0LnYxLlB1cmdlUmVxdWVzdBofLmFpcmxvY2suYXVkaXQudjEuUHVyZ2VSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChxhaXJsb2NrL2F1ZGl0L3YxL2F1ZGl0LnByb3RvEhBhaXJsb2NrLmF1ZGl0LnYxIoUBCgVVc2FnZRIUCgxpbnB1dF90b2tlbnMYASABKAMSFQoNb3V0cHV0X3Rva2VucxgCIAEoAxIZChFjYWNoZV9yZWFkX3Rva2VucxgDIAEoAxIaChJjYWNoZV93cml0ZV90b2tlbnMYBCABKAMSGAoQcmVhc29uaW5nX3Rva2VucxgFIAEoAyLSBAoGUmVjb3JkEgoKAmlkGAEgASgJEgwKBGtpbmQYAiABKAkSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGb3JnX2lkGAQgASgJEg0KBWFjdG9yGAUgASgJEhIKCmFjdG9yX2tpbmQYBiABKAkSDgoGYWN0aW9uGAcgASgJEg8KB3N1YmplY3QYCCABKAkSDgoGc3RhdHVzGAkgASgJEhIKCnNlc3Npb25faWQYCiABKAkSFwoPaW50ZXJjZXB0aW9uX2lkGAsgASgJEhEKCXdvcmtzcGFjZRgMIAEoCRIUCgxyZXBvc2l0b3JpZXMYDSADKAkSEgoKdXNlcl9hZ2VudBgOIAEoCRIQCghwcm92aWRlchgPIAEoCRINCgVtb2RlbBgQIAEoCRISCgp0b29sX25hbWVzGBEgAygJEiYKBXVzYWdlGBIgASgLMhcuYWlybG9jay5hdWRpdC52MS5Vc2FnZRISCgpsYXRlbmN5X21zGBMgASgDEisKCmF0dHJpYnV0ZXMYFCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EigKB2NvbnRlbnQYFSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhYKDmNvbnRlbnRfc2hhMjU2GBYgASgJEhAKCGNoYWluX2lkGBcgASgJEgsKA3NlcRgYIAEoAxIRCglwcmV2X2hhc2gYGSABKAkSDAoEaGFzaBgaIAEoCRIWCg5jb250ZW50X3B1cmdlZBgbIAEoCCK9AQoKQ2hlY2twb2ludBIQCghjaGFpbl9pZBgBIAEoCRILCgNzZXEYAiABKAMSDAoEaGFzaBgDIAEoCRIcChRwcmV2X2NoZWNrcG9pbnRfaGFzaBgEIAEoCRIoCgR0aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZrZXlfaWQYBiABKAkSFwoPY2hlY2twb2ludF9oYXNoGAcgASgJEhEKCXNpZ25hdHVyZRgIIAEoCSI6Cg1BcHBlbmRSZXF1ZXN0EikKB3JlY29yZHMYASADKAsyGC5haXJsb2NrLmF1ZGl0LnYxLlJlY29yZCI0Cg5BcHBlbmRSZXNwb25zZRIOCgZzdG9yZWQYASABKAUSEgoKZHVwbGljYXRlcxgCIAEoBSLNAgoMUXVlcnlSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIpCgVzaW5jZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWFjdG9yGAQgASgJEg0KBWtpbmRzGAUgAygJEhAKCHByb3ZpZGVyGAYgASgJEg0KBW1vZGVsGAcgASgJEhEKCXdvcmtzcGFjZRgIIAEoCRISCgpyZXBvc2l0b3J5GAkgASgJEhIKCnNlc3Npb25faWQYCiABKAkSEQoJdG9vbF9uYW1lGAsgASgJEg4KBnN0YXR1cxgMIAEoCRIRCglwYWdlX3NpemUYDSABKAUSDgoGY3Vyc29yGA4gASgJEhcKD2luY2x1ZGVfY29udGVudBgPIAEoCCJPCg1RdWVyeVJlc3BvbnNlEikKB3JlY29yZHMYASADKAsyGC5haXJsb2NrLmF1ZGl0LnYxLlJlY29yZBITCgtuZXh0X2N1cnNvchgCIAEoCSJBCgpHZXRSZXF1ZXN0EgoKAmlkGAEgASgJEg4KBm9yZ19pZBgCIAEoCRIXCg9pbmNsdWRlX2NvbnRlbnQYAyABKAgiNwoLR2V0UmVzcG9uc2USKAoGcmVjb3JkGAEgASgLMhguYWlybG9jay5hdWRpdC52MS5SZWNvcmQiQQoLVGFpbFJlcXVlc3QSDgoGb3JnX2lkGAEgASgJEg4KBmN1cnNvchgCIAEoCRISCgpmcm9tX3N0YXJ0GAMgASgIIkgKDFRhaWxSZXNwb25zZRIoCgZyZWNvcmQYASABKAsyGC5haXJsb2NrLmF1ZGl0LnYxLlJlY29yZBIOCgZjdXJzb3IYAiABKAkiQQoNVmVyaWZ5UmVxdWVzdBIOCgZvcmdfaWQYASABKAkSEAoIZnJvbV9zZXEYAiABKAMSDgoGdG9fc2VxGAMgASgDIq4BCg5WZXJpZnlSZXNwb25zZRIKCgJvaxgBIAEoCBIXCg9yZWNvcmRzX2NoZWNrZWQYAiABKAMSGwoTY2hlY2twb2ludHNfY2hlY2tlZBgDIAEoAxIwCgdwcm9ibGVtGAQgASgLMh8uYWlybG9jay5hdWRpdC52MS5WZXJpZnlQcm9ibGVtEhAKCGhlYWRfc2VxGAUgASgDEhYKDnJlY29yZHNfcHVyZ2VkGAYgASgDIl4KDVZlcmlmeVByb2JsZW0SDAoEY29kZRgBIAEoCRILCgNzZXEYAiABKAMSDgoGdG9fc2VxGAMgASgDEhEKCXJlY29yZF9pZBgEIAEoCRIPCgdtZXNzYWdlGAUgASgJIkEKDUV4cG9ydFJlcXVlc3QSDgoGb3JnX2lkGAEgASgJEhAKCGZyb21fc2VxGAIgASgDEg4KBnRvX3NlcRgDIAEoAyKdAQoORXhwb3J0UmVzcG9uc2USKQoHcmVjb3JkcxgBIAMoCzIYLmFpcmxvY2suYXVkaXQudjEuUmVjb3JkEjEKC2NoZWNrcG9pbnRzGAIgAygLMhwuYWlybG9jay5hdWRpdC52MS5DaGVja3BvaW50Ei0KBnB1cmdlZBgDIAMoCzIdLmFpcmxvY2suYXVkaXQudjEuUHVyZ2VkUmFuZ2UiZAoLUHVyZ2VkUmFuZ2USEAoIY2hhaW5faWQYASABKAkSEAoIZnJvbV9zZXEYAiABKAMSDgoGdG9fc2VxGAMgASgDEhEKCWxhc3RfaGFzaBgEIAEoCRIOCgZydW5faWQYBSABKAkiGAoWTGlzdFNpZ25pbmdLZXlzUmVxdWVzdCJkCgpTaWduaW5nS2V5Eg4KBmtleV9pZBgBIAEoCRIWCg5wdWJsaWNfa2V5X3BlbRgCIAEoCRIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJFChdMaXN0U2lnbmluZ0tleXNSZXNwb25zZRIqCgRrZXlzGAEgAygLMhwuYWlybG9jay5hdWRpdC52MS5TaWduaW5nS2V5InoKElVzYWdlUmVwb3J0UmVxdWVzdBIOCgZvcmdfaWQYASABKAkSKQoFc2luY2UYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBXVudGlsGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJvCghVc2FnZVJvdxINCgVhY3RvchgBIAEoCRINCgVtb2RlbBgCIAEoCRILCgNkYXkYAyABKAkSEAoIcmVxdWVzdHMYBCABKAMSJgoFdXNhZ2UYBSABKAsyFy5haXJsb2NrLmF1ZGl0LnYxLlVzYWdlIj8KE1VzYWdlUmVwb3J0UmVzcG9uc2USKAoEcm93cxgBIAMoCzIaLmFpcmxvY2suYXVkaXQudjEuVXNhZ2VSb3ci0gEKDFB1cmdlUmVxdWVzdBIOCgZydW5faWQYASABKAkSLAoEb3JncxgCIAMoCzIeLmFpcmxvY2suYXVkaXQudjEuUHVyZ2VDdXRvZmZzEjAKCGRlZmF1bHRzGAMgASgLMh4uYWlybG9jay5hdWRpdC52MS5QdXJnZUN1dG9mZnMSFQoNcmVjZWlwdF9raW5kcxgEIAMoCRIqCgVob2xkcxgFIAMoCzIbLmFpcmxvY2suYXVkaXQudjEuUHVyZ2VIb2xkEg8KB2RyeV9ydW4YBiABKAgivAEKDFB1cmdlQ3V0b2ZmcxIOCgZvcmdfaWQYASABKAkSMgoOY29udGVudF9iZWZvcmUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD21ldGFkYXRhX2JlZm9yZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPcmVjZWlwdHNfYmVmb3JlGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKZAQoJUHVyZ2VIb2xkEg8KB2hvbGRfaWQYASABKAkSDgoGb3JnX2lkGAIgASgJEhUKDXByaW5jaXBhbF9pZHMYAyADKAkSKQoFc2luY2UYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBXVudGlsGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJXCg1QdXJnZVJlc3BvbnNlEigKBG9yZ3MYASADKAsyGi5haXJsb2NrLmF1ZGl0LnYxLk9yZ1B1cmdlEhwKFHBhcnRpdGlvbnNfdHJ1bmNhdGVkGAIgASgFIo8BCghPcmdQdXJnZRIOCgZvcmdfaWQYASABKAkSFgoOY29udGVudF9wdXJnZWQYAiABKAMSFwoPbWV0YWRhdGFfcHVyZ2VkGAMgASgDEhcKD3JlY2VpcHRzX3B1cmdlZBgEIAEoAxIpCgRoZWxkGAUgAygLMhsuYWlybG9jay5hdWRpdC52MS5IZWxkQ291bnQiLQoJSGVsZENvdW50Eg8KB2hvbGRfaWQYASABKAkSDwoHcmVjb3JkcxgCIAEoAzLcBQoMQXVkaXRTZXJ2aWNlEksKBkFwcGVuZBIfLmFpcmxvY2suYXVkaXQudjEuQXBwZW5kUmVxdWVzdBogLmFpcmxvY2suYXVkaXQudjEuQXBwZW5kUmVzcG9uc2USSAoFUXVlcnkSHi5haXJsb2NrLmF1ZGl0LnYxLlF1ZXJ5UmVxdWVzdBofLmFpcmxvY2suYXVkaXQudjEuUXVlcnlSZXNwb25zZRJCCgNHZXQSHC5haXJsb2NrLmF1ZGl0LnYxLkdldFJlcXVlc3QaHS5haXJsb2NrLmF1ZGl0LnYxLkdldFJlc3BvbnNlEkcKBFRhaWwSHS5haXJsb2NrLmF1ZGl0LnYxLlRhaWxSZXF1ZXN0Gh4uYWlybG9jay5hdWRpdC52MS5UYWlsUmVzcG9uc2UwARJLCgZWZXJpZnkSHy5haXJsb2NrLmF1ZGl0LnYxLlZlcmlmeVJlcXVlc3QaIC5haXJsb2NrLmF1ZGl0LnYxLlZlcmlmeVJlc3BvbnNlEk0KBkV4cG9ydBIfLmFpcmxvY2suYXVkaXQudjEuRXhwb3J0UmVxdWVzdBogLmFpcmxvY2suYXVkaXQudjEuRXhwb3J0UmVzcG9uc2UwARJmCg9MaXN0U2lnbmluZ0tleXMSKC5haXJsb2NrLmF1ZGl0LnYxLkxpc3RTaWduaW5nS2V5c1JlcXVlc3QaKS5haXJsb2NrLmF1ZGl0LnYxLkxpc3RTaWduaW5nS2V5c1Jlc3BvbnNlEloKC1VzYWdlUmVwb3J0EiQuYWlybG9jay5hdWRpdC52MS5Vc2FnZVJlcG9ydFJlcXVlc3QaJS5haXJsb2NrLmF1ZGl0LnYxLlVzYWdlUmVwb3J0UmVzcG9uc2USSAoFUHVyZ2USHi5haXJsb2NrLmF1ZGl0LnYxLlB1cmdlUmVxdWVzdBofLmFpcmxvY2suYXVkaXQudjEuUHVyZ2VSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * Usage counts tokens as the providers report them.
@@ -737,6 +737,13 @@ export type VerifyResponse = Message<"airlock.audit.v1.VerifyResponse"> & {
    * @generated from field: int64 head_seq = 5;
    */
   headSeq: bigint;
+
+  /**
+   * Positions retention deleted (purged ranges), passed over by the chain.
+   *
+   * @generated from field: int64 records_purged = 6;
+   */
+  recordsPurged: bigint;
 };
 
 /**
@@ -850,6 +857,13 @@ export type ExportResponse = Message<"airlock.audit.v1.ExportResponse"> & {
    * @generated from field: repeated airlock.audit.v1.Checkpoint checkpoints = 2;
    */
   checkpoints: Checkpoint[];
+
+  /**
+   * Stretches of the chain retention deleted, before the records after them.
+   *
+   * @generated from field: repeated airlock.audit.v1.PurgedRange purged = 3;
+   */
+  purged: PurgedRange[];
 };
 
 /**
@@ -858,6 +872,56 @@ export type ExportResponse = Message<"airlock.audit.v1.ExportResponse"> & {
  */
 export const ExportResponseSchema: GenMessage<ExportResponse> = /*@__PURE__*/
   messageDesc(file_airlock_audit_v1_audit, 15);
+
+/**
+ * PurgedRange is a stretch of a chain that retention deleted: the chain
+ * resumes after it from the hash of its last record.
+ *
+ * @generated from message airlock.audit.v1.PurgedRange
+ */
+export type PurgedRange = Message<"airlock.audit.v1.PurgedRange"> & {
+  /**
+   * The chain.
+   *
+   * @generated from field: string chain_id = 1;
+   */
+  chainId: string;
+
+  /**
+   * First deleted position.
+   *
+   * @generated from field: int64 from_seq = 2;
+   */
+  fromSeq: bigint;
+
+  /**
+   * Last deleted position.
+   *
+   * @generated from field: int64 to_seq = 3;
+   */
+  toSeq: bigint;
+
+  /**
+   * Hash of the record at to_seq, which the next record names.
+   *
+   * @generated from field: string last_hash = 4;
+   */
+  lastHash: string;
+
+  /**
+   * The retention run that deleted it.
+   *
+   * @generated from field: string run_id = 5;
+   */
+  runId: string;
+};
+
+/**
+ * Describes the message airlock.audit.v1.PurgedRange.
+ * Use `create(PurgedRangeSchema)` to create a new message.
+ */
+export const PurgedRangeSchema: GenMessage<PurgedRange> = /*@__PURE__*/
+  messageDesc(file_airlock_audit_v1_audit, 16);
 
 /**
  * ListSigningKeysRequest is empty.
@@ -872,7 +936,7 @@ export type ListSigningKeysRequest = Message<"airlock.audit.v1.ListSigningKeysRe
  * Use `create(ListSigningKeysRequestSchema)` to create a new message.
  */
 export const ListSigningKeysRequestSchema: GenMessage<ListSigningKeysRequest> = /*@__PURE__*/
-  messageDesc(file_airlock_audit_v1_audit, 16);
+  messageDesc(file_airlock_audit_v1_audit, 17);
 
 /**
  * SigningKey is a checkpoint signer's public key.
@@ -907,7 +971,7 @@ export type SigningKey = Message<"airlock.audit.v1.SigningKey"> & {
  * Use `create(SigningKeySchema)` to create a new message.
  */
 export const SigningKeySchema: GenMessage<SigningKey> = /*@__PURE__*/
-  messageDesc(file_airlock_audit_v1_audit, 17);
+  messageDesc(file_airlock_audit_v1_audit, 18);
 
 /**
  * ListSigningKeysResponse lists every key that has signed checkpoints.
@@ -928,7 +992,7 @@ export type ListSigningKeysResponse = Message<"airlock.audit.v1.ListSigningKeysR
  * Use `create(ListSigningKeysResponseSchema)` to create a new message.
  */
 export const ListSigningKeysResponseSchema: GenMessage<ListSigningKeysResponse> = /*@__PURE__*/
-  messageDesc(file_airlock_audit_v1_audit, 18);
+  messageDesc(file_airlock_audit_v1_audit, 19);
 
 /**
  * UsageReportRequest names an org and a time range.
@@ -963,7 +1027,7 @@ export type UsageReportRequest = Message<"airlock.audit.v1.UsageReportRequest"> 
  * Use `create(UsageReportRequestSchema)` to create a new message.
  */
 export const UsageReportRequestSchema: GenMessage<UsageReportRequest> = /*@__PURE__*/
-  messageDesc(file_airlock_audit_v1_audit, 19);
+  messageDesc(file_airlock_audit_v1_audit, 20);
 
 /**
  * UsageRow sums one principal's calls to one model on one day (UTC).
@@ -1012,7 +1076,7 @@ export type UsageRow = Message<"airlock.audit.v1.UsageRow"> & {
  * Use `create(UsageRowSchema)` to create a new message.
  */
 export const UsageRowSchema: GenMessage<UsageRow> = /*@__PURE__*/
-  messageDesc(file_airlock_audit_v1_audit, 20);
+  messageDesc(file_airlock_audit_v1_audit, 21);
 
 /**
  * UsageReportResponse lists rows ordered by day, principal and model.
@@ -1033,60 +1097,53 @@ export type UsageReportResponse = Message<"airlock.audit.v1.UsageReportResponse"
  * Use `create(UsageReportResponseSchema)` to create a new message.
  */
 export const UsageReportResponseSchema: GenMessage<UsageReportResponse> = /*@__PURE__*/
-  messageDesc(file_airlock_audit_v1_audit, 21);
+  messageDesc(file_airlock_audit_v1_audit, 22);
 
 /**
- * PurgeRequest names what to delete.
+ * PurgeRequest is what a retention run found expired and what it must keep.
  *
  * @generated from message airlock.audit.v1.PurgeRequest
  */
 export type PurgeRequest = Message<"airlock.audit.v1.PurgeRequest"> & {
   /**
-   * The org.
+   * The retention run; purged ranges name it, so its receipt accounts for them.
    *
-   * @generated from field: string org_id = 1;
+   * @generated from field: string run_id = 1;
    */
-  orgId: string;
+  runId: string;
 
   /**
-   * Content or whole records.
+   * Cutoffs of the orgs with rules of their own.
    *
-   * @generated from field: airlock.audit.v1.PurgeScope scope = 2;
+   * @generated from field: repeated airlock.audit.v1.PurgeCutoffs orgs = 2;
    */
-  scope: PurgeScope;
+  orgs: PurgeCutoffs[];
 
   /**
-   * Records before this time.
+   * Cutoffs of every other org (the configured default rules); org_id empty.
    *
-   * @generated from field: google.protobuf.Timestamp before = 3;
+   * @generated from field: airlock.audit.v1.PurgeCutoffs defaults = 3;
    */
-  before?: Timestamp | undefined;
+  defaults?: PurgeCutoffs | undefined;
 
   /**
-   * And at or after this time (unset: from the beginning).
+   * Record kinds that are receipts: kept under receipts_before, not metadata_before.
    *
-   * @generated from field: google.protobuf.Timestamp since = 4;
+   * @generated from field: repeated string receipt_kinds = 4;
    */
-  since?: Timestamp | undefined;
+  receiptKinds: string[];
 
   /**
-   * Kinds never to delete (e.g. "retention.run" receipts).
+   * Legal holds: whatever they cover stays.
    *
-   * @generated from field: repeated string keep_kinds = 5;
+   * @generated from field: repeated airlock.audit.v1.PurgeHold holds = 5;
    */
-  keepKinds: string[];
+  holds: PurgeHold[];
 
   /**
-   * Actors whose records are held and must stay.
+   * Count what would be deleted, delete nothing.
    *
-   * @generated from field: repeated string keep_actors = 6;
-   */
-  keepActors: string[];
-
-  /**
-   * Report what would be deleted without deleting.
-   *
-   * @generated from field: bool dry_run = 7;
+   * @generated from field: bool dry_run = 6;
    */
   dryRun: boolean;
 };
@@ -1096,27 +1153,118 @@ export type PurgeRequest = Message<"airlock.audit.v1.PurgeRequest"> & {
  * Use `create(PurgeRequestSchema)` to create a new message.
  */
 export const PurgeRequestSchema: GenMessage<PurgeRequest> = /*@__PURE__*/
-  messageDesc(file_airlock_audit_v1_audit, 22);
+  messageDesc(file_airlock_audit_v1_audit, 23);
 
 /**
- * PurgeResponse says what was (or would be) deleted.
+ * PurgeCutoffs says, for one org, before which time each class is expired.
+ *
+ * @generated from message airlock.audit.v1.PurgeCutoffs
+ */
+export type PurgeCutoffs = Message<"airlock.audit.v1.PurgeCutoffs"> & {
+  /**
+   * The org.
+   *
+   * @generated from field: string org_id = 1;
+   */
+  orgId: string;
+
+  /**
+   * Content of records before this time is deleted; unset: kept.
+   *
+   * @generated from field: google.protobuf.Timestamp content_before = 2;
+   */
+  contentBefore?: Timestamp | undefined;
+
+  /**
+   * Records (not receipts) before this time are deleted whole; unset: kept.
+   *
+   * @generated from field: google.protobuf.Timestamp metadata_before = 3;
+   */
+  metadataBefore?: Timestamp | undefined;
+
+  /**
+   * Receipts before this time are deleted; unset: kept.
+   *
+   * @generated from field: google.protobuf.Timestamp receipts_before = 4;
+   */
+  receiptsBefore?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message airlock.audit.v1.PurgeCutoffs.
+ * Use `create(PurgeCutoffsSchema)` to create a new message.
+ */
+export const PurgeCutoffsSchema: GenMessage<PurgeCutoffs> = /*@__PURE__*/
+  messageDesc(file_airlock_audit_v1_audit, 24);
+
+/**
+ * PurgeHold is a legal hold as Purge applies it.
+ *
+ * @generated from message airlock.audit.v1.PurgeHold
+ */
+export type PurgeHold = Message<"airlock.audit.v1.PurgeHold"> & {
+  /**
+   * The hold, as retention names it.
+   *
+   * @generated from field: string hold_id = 1;
+   */
+  holdId: string;
+
+  /**
+   * The org whose records it covers.
+   *
+   * @generated from field: string org_id = 2;
+   */
+  orgId: string;
+
+  /**
+   * Records whose actor is one of these; empty: every record of the org.
+   *
+   * @generated from field: repeated string principal_ids = 3;
+   */
+  principalIds: string[];
+
+  /**
+   * Records at or after this time.
+   *
+   * @generated from field: google.protobuf.Timestamp since = 4;
+   */
+  since?: Timestamp | undefined;
+
+  /**
+   * Records before this time.
+   *
+   * @generated from field: google.protobuf.Timestamp until = 5;
+   */
+  until?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message airlock.audit.v1.PurgeHold.
+ * Use `create(PurgeHoldSchema)` to create a new message.
+ */
+export const PurgeHoldSchema: GenMessage<PurgeHold> = /*@__PURE__*/
+  messageDesc(file_airlock_audit_v1_audit, 25);
+
+/**
+ * PurgeResponse says what was (or, on a dry run, would be) deleted.
  *
  * @generated from message airlock.audit.v1.PurgeResponse
  */
 export type PurgeResponse = Message<"airlock.audit.v1.PurgeResponse"> & {
   /**
-   * Records whose content was deleted (content scope) or records deleted.
+   * Per org with anything expired, in org order.
    *
-   * @generated from field: int64 purged = 1;
+   * @generated from field: repeated airlock.audit.v1.OrgPurge orgs = 1;
    */
-  purged: bigint;
+  orgs: OrgPurge[];
 
   /**
-   * Whole daily partitions dropped.
+   * Daily partitions purged whole (truncated, survivors copied back).
    *
-   * @generated from field: int32 partitions_dropped = 2;
+   * @generated from field: int32 partitions_truncated = 2;
    */
-  partitionsDropped: number;
+  partitionsTruncated: number;
 };
 
 /**
@@ -1124,41 +1272,84 @@ export type PurgeResponse = Message<"airlock.audit.v1.PurgeResponse"> & {
  * Use `create(PurgeResponseSchema)` to create a new message.
  */
 export const PurgeResponseSchema: GenMessage<PurgeResponse> = /*@__PURE__*/
-  messageDesc(file_airlock_audit_v1_audit, 23);
+  messageDesc(file_airlock_audit_v1_audit, 26);
 
 /**
- * PurgeScope says what Purge deletes.
+ * OrgPurge counts one org's purge.
  *
- * @generated from enum airlock.audit.v1.PurgeScope
+ * @generated from message airlock.audit.v1.OrgPurge
  */
-export enum PurgeScope {
+export type OrgPurge = Message<"airlock.audit.v1.OrgPurge"> & {
   /**
-   * Refused.
+   * The org.
    *
-   * @generated from enum value: PURGE_SCOPE_UNSPECIFIED = 0;
+   * @generated from field: string org_id = 1;
    */
-  UNSPECIFIED = 0,
+  orgId: string;
 
   /**
-   * Content only: metadata and its content digest stay, so Verify passes.
+   * Records that lost their content and keep their metadata.
    *
-   * @generated from enum value: PURGE_SCOPE_CONTENT = 1;
+   * @generated from field: int64 content_purged = 2;
    */
-  CONTENT = 1,
+  contentPurged: bigint;
 
   /**
-   * Whole records (metadata and content).
+   * Records deleted whole (content with them).
    *
-   * @generated from enum value: PURGE_SCOPE_RECORDS = 2;
+   * @generated from field: int64 metadata_purged = 3;
    */
-  RECORDS = 2,
-}
+  metadataPurged: bigint;
+
+  /**
+   * Receipts deleted.
+   *
+   * @generated from field: int64 receipts_purged = 4;
+   */
+  receiptsPurged: bigint;
+
+  /**
+   * Expired records kept because a hold covers them, per hold.
+   *
+   * @generated from field: repeated airlock.audit.v1.HeldCount held = 5;
+   */
+  held: HeldCount[];
+};
 
 /**
- * Describes the enum airlock.audit.v1.PurgeScope.
+ * Describes the message airlock.audit.v1.OrgPurge.
+ * Use `create(OrgPurgeSchema)` to create a new message.
  */
-export const PurgeScopeSchema: GenEnum<PurgeScope> = /*@__PURE__*/
-  enumDesc(file_airlock_audit_v1_audit, 0);
+export const OrgPurgeSchema: GenMessage<OrgPurge> = /*@__PURE__*/
+  messageDesc(file_airlock_audit_v1_audit, 27);
+
+/**
+ * HeldCount is how many expired records one hold kept.
+ *
+ * @generated from message airlock.audit.v1.HeldCount
+ */
+export type HeldCount = Message<"airlock.audit.v1.HeldCount"> & {
+  /**
+   * The hold.
+   *
+   * @generated from field: string hold_id = 1;
+   */
+  holdId: string;
+
+  /**
+   * Expired records it covers.
+   *
+   * @generated from field: int64 records = 2;
+   */
+  records: bigint;
+};
+
+/**
+ * Describes the message airlock.audit.v1.HeldCount.
+ * Use `create(HeldCountSchema)` to create a new message.
+ */
+export const HeldCountSchema: GenMessage<HeldCount> = /*@__PURE__*/
+  messageDesc(file_airlock_audit_v1_audit, 28);
 
 /**
  * AuditService keeps the audit log: every LLM call through the proxy, every
@@ -1263,8 +1454,13 @@ export const AuditService: GenService<{
     output: typeof UsageReportResponseSchema;
   },
   /**
-   * Purge deletes records of an org in a time range: their content only, or
-   * the records themselves. Only the retention service may call it.
+   * Purge carries out a retention run: per org, content, metadata and
+   * receipts older than their cutoffs are deleted unless a legal hold covers
+   * them. A day whose rows are all or mostly expired is purged by truncating
+   * its partition (the few survivors copied back), any other day in bounded
+   * batches. Positions of deleted records are kept as purged ranges with the
+   * last deleted hash, so Verify still passes. Idempotent: a rerun after a
+   * crash finishes the job. Only the retention service may call it.
    *
    * @generated from rpc airlock.audit.v1.AuditService.Purge
    */
