@@ -1,5 +1,5 @@
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import type { Duration } from "@bufbuild/protobuf/wkt";
+import { timestampDate, type Duration } from "@bufbuild/protobuf/wkt";
 import { IdentityService } from "../../gen/airlock/identity/v1/identity_pb.js";
 import { callerKey, principalCaller } from "../kit/caller.js";
 import { denied, invalid, unauthenticated } from "../kit/errors.js";
@@ -65,6 +65,15 @@ export function identityService(identity: Identity): ServiceImpl<typeof Identity
           ? await identity.getPrincipalForService(req.principalId)
           : await identity.getPrincipal(actor(ctx), req.principalId);
       return { principal: principalToProto(principal) };
+    },
+
+    async purgeTokens(req, ctx) {
+      const caller = ctx.values.get(callerKey);
+      if (caller.kind !== "service" || caller.service !== "retention")
+        throw denied("only the retention service purges tokens");
+      if (!req.before) throw invalid("before: required");
+      const orgs = await identity.purgeTokens(timestampDate(req.before), req.dryRun);
+      return { orgs: orgs.map((o) => ({ orgId: o.orgId, tokens: BigInt(o.tokens) })) };
     },
 
     async createPrincipal(req, ctx) {

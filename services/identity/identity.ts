@@ -243,6 +243,15 @@ export class Identity {
     return revoked!;
   }
 
+  /**
+   * Deletes tokens dead (revoked or expired) since before `before`; their
+   * history stays in the audit log. A deleted token authenticates as unknown,
+   * which refuses it the same way.
+   */
+  purgeTokens(before: Date, dryRun: boolean): Promise<{ orgId: string; tokens: number }[]> {
+    return this.deps.store.purgeTokens(before, dryRun);
+  }
+
   async getPrincipal(actor: Actor, principalId: string): Promise<PrincipalRecord> {
     const id = principalId || actor.id;
     const principal = await this.deps.store.getPrincipal(validate.principalId(id));

@@ -201,6 +201,18 @@ export class PgIdentityStore implements IdentityStore {
     });
   }
 
+  async purgeTokens(before: Date, dryRun: boolean): Promise<{ orgId: string; tokens: number }[]> {
+    const dead = "(revoked_at < $1 OR expires_at < $1)";
+    const { rows } = await this.pool.query<{ org_id: string; n: string }>(
+      dryRun
+        ? `SELECT org_id, count(*) AS n FROM identity.tokens WHERE ${dead} GROUP BY org_id ORDER BY org_id`
+        : `WITH gone AS (DELETE FROM identity.tokens WHERE ${dead} RETURNING org_id)
+           SELECT org_id, count(*) AS n FROM gone GROUP BY org_id ORDER BY org_id`,
+      [before],
+    );
+    return rows.map((r) => ({ orgId: r.org_id, tokens: Number(r.n) }));
+  }
+
   private async onePrincipal(
     where: string,
     params: unknown[],

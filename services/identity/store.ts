@@ -89,4 +89,6 @@ export interface IdentityStore {
   }): Promise<TokenRecord[]>;
   /** Marks the token revoked (once); returns it, or undefined when it does not exist. */
   revokeToken(id: string, now: Date, event: AuditEvent): Promise<TokenRecord | undefined>;
+  /** Deletes (or, dry, counts) tokens revoked or expired before `before`, per org. */
+  purgeTokens(before: Date, dryRun: boolean): Promise<{ orgId: string; tokens: number }[]>;
 }
