@@ -6,6 +6,7 @@ import * as audit from "./audit-commands.js";
 import * as auditChain from "./audit-chain-commands.js";
 import * as identity from "./identity-commands.js";
 import * as policy from "./policy-commands.js";
+import * as retention from "./retention-commands.js";
 import { Output, UsageError } from "./output.js";
 import { serve } from "./serve.js";
 
@@ -43,6 +44,17 @@ const usage = `usage: airlock <command> [options]
   audit verify --file FILE --public-key KEY.pem...
                               checks an export offline against the keys you pin only
   audit keys                  the public keys that sign checkpoints (PEM, to pin)
+  retention rules [--org ORG_ID]
+                              how long each data class is kept (defaults marked)
+  retention set ORG_ID CLASS DURATION
+                              CLASS content, metadata or receipts; DURATION 30d or forever
+  retention hold place --case CASE_ID --reason TEXT [--principal ID,ID…] [--since T] [--until T]
+  retention hold release HOLD_ID --reason TEXT
+  retention holds [--all]     holds in force (--all: released ones too)
+  retention run [--dry-run] [--wait]
+                              purge what is expired now, or report what would be
+  retention runs [RUN_ID] [--limit 20]
+                              recent runs, or one run's report
 
 common options:
   --url URL      server (AIRLOCK_URL, default http://127.0.0.1:4001); services running
@@ -96,6 +108,9 @@ const options = {
   out: { type: "string" },
   file: { type: "string" },
   "public-key": { type: "string", multiple: true },
+  case: { type: "string" },
+  reason: { type: "string" },
+  wait: { type: "boolean" },
 } as const;
 
 async function main(argv: string[], client: ClientOptions): Promise<void> {
@@ -189,6 +204,24 @@ async function main(argv: string[], client: ClientOptions): Promise<void> {
     case "audit keys":
       needsToken();
       return audit.auditKeys(client, out);
+    case "retention rules":
+      needsToken();
+      return retention.retentionRules(client, out, flags);
+    case "retention set":
+      needsToken();
+      return retention.retentionSet(client, out, rest);
+    case "retention hold":
+      needsToken();
+      return retention.retentionHold(client, out, rest, flags);
+    case "retention holds":
+      needsToken();
+      return retention.retentionHolds(client, out, flags);
+    case "retention run":
+      needsToken();
+      return retention.retentionRun(client, out, flags);
+    case "retention runs":
+      needsToken();
+      return retention.retentionRuns(client, out, rest[0], flags);
     default:
       throw new UsageError(`unknown command: ${positionals.join(" ")}\n\n${usage}`);
   }

@@ -6,6 +6,7 @@ import { auditDefinition } from "../audit/run.js";
 import { identityDefinition } from "../identity/run.js";
 import { policyDefinition } from "../policy/run.js";
 import { proxyDefinition } from "../proxy/run.js";
+import { retentionDefinition } from "../retention/run.js";
 import { UsageError } from "./output.js";
 
 /** The services this build can host, in start order: identity first, the others authenticate through it. */
@@ -14,6 +15,7 @@ const buildableServices: readonly ServiceDefinition[] = [
   policyDefinition,
   auditDefinition,
   proxyDefinition,
+  retentionDefinition,
 ];
 
 /**

@@ -1,7 +1,7 @@
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { timestampDate, type Duration } from "@bufbuild/protobuf/wkt";
 import { IdentityService } from "../../gen/airlock/identity/v1/identity_pb.js";
-import { callerKey, principalCaller } from "../kit/caller.js";
+import { callerKey, isService, principalCaller } from "../kit/caller.js";
 import { denied, invalid, unauthenticated } from "../kit/errors.js";
 import type { Actor } from "./authorize.js";
 import { kindFromProto, principalToProto, sessionToProto, tokenToProto } from "./convert.js";
@@ -68,8 +68,7 @@ export function identityService(identity: Identity): ServiceImpl<typeof Identity
     },
 
     async purgeTokens(req, ctx) {
-      const caller = ctx.values.get(callerKey);
-      if (caller.kind !== "service" || caller.service !== "retention")
+      if (!isService(ctx.values.get(callerKey), "retention"))
         throw denied("only the retention service purges tokens");
       if (!req.before) throw invalid("before: required");
       const orgs = await identity.purgeTokens(timestampDate(req.before), req.dryRun);

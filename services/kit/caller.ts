@@ -21,6 +21,14 @@ export function principalCaller(ctx: HandlerContext): PrincipalCaller {
   throw unauthenticated();
 }
 
+/**
+ * Whether the caller is a process hosting the named service. A process
+ * hosting several (all-in-one) signs as `identity+policy+…`.
+ */
+export function isService(caller: Caller, name: string): boolean {
+  return caller.kind === "service" && caller.service.split("+").includes(name);
+}
+
 /** A short, secret-free name of the caller for logs and audit records. */
 export function describeCaller(caller: Caller): string {
   switch (caller.kind) {

@@ -9,6 +9,7 @@ export type ErrorKind =
   | "not_found"
   | "already_exists"
   | "failed_precondition"
+  | "aborted"
   | "resource_exhausted"
   | "unavailable";
 
@@ -19,6 +20,7 @@ const codes: Record<ErrorKind, Code> = {
   not_found: Code.NotFound,
   already_exists: Code.AlreadyExists,
   failed_precondition: Code.FailedPrecondition,
+  aborted: Code.Aborted,
   resource_exhausted: Code.ResourceExhausted,
   unavailable: Code.Unavailable,
 };
@@ -46,6 +48,8 @@ export const invalid = (message: string) => new DomainError("invalid_argument", 
 export const notFound = (message: string) => new DomainError("not_found", message);
 export const conflict = (message: string) => new DomainError("already_exists", message);
 export const precondition = (message: string) => new DomainError("failed_precondition", message);
+/** The call collided with concurrent work; trying again later may succeed. */
+export const busy = (message: string) => new DomainError("aborted", message);
 export const unavailable = (message: string, cause?: unknown) =>
   new DomainError("unavailable", message, { cause });
 
