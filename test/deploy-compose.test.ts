@@ -63,10 +63,20 @@ test("compose publishes only the proxy's LLM port and identity's RPC port, on lo
   t.deepEqual(published.sort(), ["identity 127.0.0.1:4001:4001", "proxy 127.0.0.1:4000:4000"]);
   t.deepEqual(Object.keys(resolved.volumes).sort(), ["audit-keys", "postgres-data", "proxy-spool"]);
   // Every Airlock service gets the same secret from .env, and the proxy spools on its volume.
-  for (const name of ["identity", "policy", "audit", "proxy"])
+  for (const name of ["identity", "policy", "audit", "proxy", "retention"])
     t.is(resolved.services[name]!.environment!.AIRLOCK_SERVICE_SECRET, vars.AIRLOCK_SERVICE_SECRET);
   t.is(resolved.services.proxy!.environment!.AIRLOCK_SPOOL_DIR, "/var/lib/airlock/spool");
-  // .env.example names every variable compose requires.
+  // Retention's defaults when .env leaves them out.
+  t.like(resolved.services.retention!.environment, {
+    AIRLOCK_RETENTION_CONTENT: "30d",
+    AIRLOCK_RETENTION_METADATA: "400d",
+    AIRLOCK_RETENTION_RECEIPTS: "forever",
+    AIRLOCK_RETENTION_INTERVAL: "1h",
+    AIRLOCK_RETENTION_TOKEN_GRACE: "7d",
+  });
+  // .env.example names every variable compose requires, and the optional ones (commented out).
   const example = await readFile(join(root, "deploy", "compose", ".env.example"), "utf8");
   for (const name of Object.keys(vars)) t.regex(example, new RegExp(`^${name}=$`, "m"));
+  const read = (await readFile(composeFile, "utf8")).matchAll(/\$\{([A-Z0-9_]+)/g);
+  for (const [, name] of read) t.regex(example, new RegExp(`^(# )?${name}=`, "m"), name);
 });
