@@ -98,19 +98,26 @@ test("values.schema.json accepts the defaults with a secret, rejects a missing s
     "one ReadWriteOnce spool claim for two proxies",
   );
   t.false(
-    validate(await chartValues(chart, { secrets, services: { retention: { replicas: 1 } } })),
+    validate(await chartValues(chart, { secrets, services: { billing: { replicas: 1 } } })),
+    "a service Airlock does not have",
   );
+  for (const retention of [{ content: "30" }, { metadata: "1y" }, { interval: "hourly" }])
+    t.false(
+      validate(await chartValues(chart, { secrets, retention })),
+      `retention ${JSON.stringify(retention)}`,
+    );
 });
 
 test("the chart renders valid Kubernetes objects for the default values", async (t) => {
   const objects = await renderChart(chart, await chartValues(chart, { secrets }));
   validateAll(t, objects);
+  const services = ["audit", "identity", "policy", "proxy", "retention"];
   t.deepEqual(kinds(objects), [
     "ConfigMap/airlock-airlock-config",
-    ...["audit", "identity", "policy", "proxy"].map((s) => `Deployment/airlock-${s}`),
-    ...["audit", "identity", "policy", "proxy"].map((s) => `NetworkPolicy/airlock-${s}`),
+    ...services.map((s) => `Deployment/airlock-${s}`),
+    ...services.map((s) => `NetworkPolicy/airlock-${s}`),
     "Secret/airlock-airlock",
-    ...["audit", "identity", "policy", "proxy"].map((s) => `Service/airlock-${s}`),
+    ...services.map((s) => `Service/airlock-${s}`),
   ]);
   const deployments = objects.filter((o) => o.object.kind === "Deployment").map((o) => o.object);
   for (const d of deployments) {
@@ -131,6 +138,19 @@ test("the chart renders valid Kubernetes objects for the default values", async 
     );
     t.deepEqual(missing, [], `${name}: variables compose sets that the chart does not`);
   }
+  // Each AIRLOCK_<SERVICE>_URL names that service's Service, and every service is named.
+  for (const d of deployments) {
+    const env = (d as unknown as Deployment).spec!.template.spec!.containers[0]!.env!;
+    const peers = env
+      .filter((e) => /^AIRLOCK_[A-Z]+_URL$/.test(e.name))
+      .map((e) => `${e.name}=${e.value}`)
+      .sort();
+    t.deepEqual(
+      peers,
+      services.map((s) => `AIRLOCK_${s.toUpperCase()}_URL=http://airlock-${s}:4001`),
+      `${d.metadata.name} peer URLs`,
+    );
+  }
   // Only the proxy may reach the internet.
   for (const { object } of objects.filter((o) => o.object.kind === "NetworkPolicy")) {
     const open = JSON.stringify(object).includes("0.0.0.0/0");
@@ -143,7 +163,7 @@ test("the chart with replicas, an existing secret, an ingress, routes and datast
     chart,
     await chartValues(chart, {
       secrets: { existingSecret: "airlock-prod" },
-      services: { proxy: { replicas: 3 }, audit: { replicas: 2 } },
+      services: { proxy: { replicas: 3 }, audit: { replicas: 2 }, retention: { replicas: 2 } },
       ingress: {
         enabled: true,
         className: "nginx",
@@ -152,6 +172,7 @@ test("the chart with replicas, an existing secret, an ingress, routes and datast
       },
       config: { routes: "providers: []\nmodels: []\n", policyBundle: "p, role:x, y, z, allow\n" },
       audit: { signingKeySecret: "audit-key" },
+      retention: { content: "90d", interval: "0s" },
       networkPolicy: { datastoreCidrs: ["10.0.5.0/24"], datastorePodLabels: { app: "postgres" } },
     }),
   );
@@ -163,6 +184,7 @@ test("the chart with replicas, an existing secret, an ingress, routes and datast
   );
   t.true(names.includes("PodDisruptionBudget/airlock-proxy"));
   t.true(names.includes("PodDisruptionBudget/airlock-audit"));
+  t.true(names.includes("PodDisruptionBudget/airlock-retention"));
   t.false(names.includes("PodDisruptionBudget/airlock-identity"), "one replica: no PDB");
   t.true(names.includes("Ingress/airlock-proxy"));
   t.true(names.includes("NetworkPolicy/airlock-airlock-datastores"));
@@ -176,6 +198,24 @@ test("the chart with replicas, an existing secret, an ingress, routes and datast
     env.find((e) => e.name === "AIRLOCK_SERVICE_SECRET")?.valueFrom?.secretKeyRef?.name,
     "airlock-prod",
   );
+  const retention = objects.find(
+    (o) => o.object.metadata.name === "airlock-retention" && o.object.kind === "Deployment",
+  )!.object as unknown as Deployment;
+  const retentionEnv = Object.fromEntries(
+    retention
+      .spec!.template.spec!.containers[0]!.env!.filter((e) =>
+        e.name.startsWith("AIRLOCK_RETENTION_"),
+      )
+      .map((e) => [e.name, e.value]),
+  );
+  t.deepEqual(retentionEnv, {
+    AIRLOCK_RETENTION_URL: "http://airlock-retention:4001",
+    AIRLOCK_RETENTION_CONTENT: "90d",
+    AIRLOCK_RETENTION_METADATA: "400d",
+    AIRLOCK_RETENTION_RECEIPTS: "forever",
+    AIRLOCK_RETENTION_INTERVAL: "0s",
+    AIRLOCK_RETENTION_TOKEN_GRACE: "7d",
+  });
   const config = objects.find((o) => o.object.kind === "ConfigMap")!.object as unknown as ConfigMap;
   t.is(
     config.data!["routes.yaml"],
