@@ -6,6 +6,7 @@ import OpenAI from "openai";
 import { AuditService } from "../gen/airlock/audit/v1/audit_pb.js";
 import { IdentityService, PrincipalKind } from "../gen/airlock/identity/v1/identity_pb.js";
 import { PolicyService } from "../gen/airlock/policy/v1/policy_pb.js";
+import { RetentionService, RunStatus } from "../gen/airlock/retention/v1/retention_pb.js";
 import { startFakeUpstream } from "../scripts/fake-upstream.js";
 import { starterBundle } from "../services/cli/policy-commands.js";
 import { connectTo } from "./support/clients.js";
@@ -27,7 +28,9 @@ const concurrency = 4;
 // container (only hosts, ports and paths moved to this machine), against the
 // real Postgres and Redis. The audit process is SIGKILLed under traffic and
 // restarted on the same port; the proxy's spool must deliver every record once.
-test("split mode from compose's environment: SDK calls through four processes, audit SIGKILLed and restarted under traffic, no record lost or doubled", async (t) => {
+// Then a retention dry run, which the retention process carries out through
+// audit (the restarted one) and identity.
+test("split mode from compose's environment: SDK calls through five processes, audit SIGKILLed and restarted under traffic, no record lost or doubled, a retention run across them", async (t) => {
   t.timeout(180_000);
   const db = await createTestDatabase();
   const fake = await startFakeUpstream();
@@ -40,9 +43,9 @@ test("split mode from compose's environment: SDK calls through four processes, a
     await rm(dataRoot, { recursive: true, force: true });
   });
 
-  // The services compose runs, in its start order (depends_on), retention aside: not built yet.
+  // The services compose runs, in its start order (depends_on).
   const compose = await readCompose();
-  const names = ["identity", "policy", "audit", "proxy"];
+  const names = ["identity", "policy", "audit", "proxy", "retention"];
   t.deepEqual(
     Object.keys(compose.services).filter((s) => s !== "postgres" && s !== "redis"),
     names,
@@ -60,6 +63,7 @@ test("split mode from compose's environment: SDK calls through four processes, a
     POSTGRES_PASSWORD: "unused-here",
     AIRLOCK_OPENAI_BASE_URL: `${fake.url}/v1`,
   };
+  const url = (name: string) => `http://127.0.0.1:${placements[name]!.rpcPort}`;
   const envs = new Map<string, { env: Record<string, string>; args: string[] }>();
   for (const name of names)
     envs.set(
@@ -69,6 +73,7 @@ test("split mode from compose's environment: SDK calls through four processes, a
   // Every process finds the others through the AIRLOCK_*_URL variables compose sets.
   t.is(envs.get("proxy")!.env.AIRLOCK_AUDIT_URL, `http://127.0.0.1:${placements.audit!.rpcPort}`);
   t.is(envs.get("proxy")!.env.AIRLOCK_SPOOL_DIR, join(dataRoot, "proxy", "spool"));
+  t.is(envs.get("retention")!.env.AIRLOCK_IDENTITY_URL, url("identity"));
 
   // spawnAirlock waits for the `airlock serving` line, logged at info.
   const start = async (name: string) => {
@@ -78,7 +83,6 @@ test("split mode from compose's environment: SDK calls through four processes, a
     return p;
   };
   for (const name of names) await start(name);
-  const url = (name: string) => `http://127.0.0.1:${placements[name]!.rpcPort}`;
 
   // The first org, its policy (content readable by its admins) and an agent, each RPC at its service.
   const boot = await connectTo(IdentityService, url("identity")).bootstrap({
@@ -168,6 +172,14 @@ test("split mode from compose's environment: SDK calls through four processes, a
   // And the org's chain, written across the restart, verifies.
   const verdict = await connectTo(AuditService, url("audit"), boot.token).verify({});
   t.true(verdict.ok, verdict.problem?.message);
+
+  // The fifth process: a dry run asks audit's Purge and identity's PurgeTokens what is expired.
+  const { run } = await connectTo(RetentionService, url("retention"), boot.token).run({
+    dryRun: true,
+  });
+  t.is(run?.status, RunStatus.SUCCEEDED, run?.error);
+  t.true(run?.dryRun);
+  t.is(run?.requestedBy, boot.admin!.id);
 });
 
 /** The org's proxy records once audit holds at least `count` (the shipper delivers them). */
