@@ -31,6 +31,7 @@ test("the build output serves every service from plain node with production depe
     "services/identity/migrations/001_init.sql",
     "services/policy/migrations/001_init.sql",
     "services/audit/migrations/001_init.sql",
+    "services/retention/migrations/001_init.sql",
   ])
     t.is(
       await readFile(join(out, sql), "utf8"),
@@ -39,7 +40,7 @@ test("the build output serves every service from plain node with production depe
     );
   const entry = join(out, "services", "cli", "main.js");
 
-  const names = ["identity", "policy", "audit", "proxy"];
+  const names = ["identity", "policy", "audit", "proxy", "retention"];
   const placements: Record<string, LocalPlacement> = {};
   for (const name of names)
     placements[name] = {
