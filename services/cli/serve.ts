@@ -1,5 +1,4 @@
 import { flagsToEnv } from "../kit/config.js";
-import { serviceNames } from "../kit/runtime-config.js";
 import { startRuntime } from "../kit/runtime.js";
 import type { ServiceDefinition } from "../kit/service-module.js";
 import { auditDefinition } from "../audit/run.js";
@@ -29,9 +28,7 @@ export async function serve(
   for (const name of names) {
     if (!buildableServices.some((s) => s.name === name)) {
       throw new UsageError(
-        (serviceNames as readonly string[]).includes(name)
-          ? `the ${name} service is not part of this build yet`
-          : `unknown service ${name}: expected one of ${buildableServices.map((s) => s.name).join(", ")}`,
+        `unknown service ${name}: expected one of ${buildableServices.map((s) => s.name).join(", ")}`,
       );
     }
   }
