@@ -10,7 +10,7 @@ import {
 export interface RetentionConfig {
   /** The rules of every org that has not set its own. */
   defaults: RuleSet;
-  /** Time between scheduled runs; 0 runs only on demand. */
+  /** Time between scheduled runs; 0s runs only on demand. */
   intervalMs: number;
   /** Dead (revoked or expired) tokens are deleted this long after they died. */
   tokenGraceMs: number;
