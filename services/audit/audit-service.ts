@@ -12,7 +12,7 @@ import { callerKey } from "../kit/caller.js";
 import { denied, invalid, notFound, unauthenticated } from "../kit/errors.js";
 import type { Audit } from "./audit.js";
 import type { CheckpointData } from "./checkpoint.js";
-import { recordToProto } from "./convert.js";
+import { purgedRangeToProto, recordToProto } from "./convert.js";
 import { parseQueryCursor, parseTailCursor, queryCursor, tailCursor } from "./cursor.js";
 import type { PgAuditPurger } from "./pg-purge.js";
 import type { PgAuditReader } from "./pg-reader.js";
@@ -103,6 +103,7 @@ export function auditService(deps: AuditServiceDeps): ServiceImpl<typeof AuditSe
         recordsChecked: BigInt(result.recordsChecked),
         checkpointsChecked: BigInt(result.checkpointsChecked),
         headSeq: BigInt(result.headSeq),
+        recordsPurged: BigInt(result.recordsPurged),
         problem: result.problem && {
           code: result.problem.code,
           seq: BigInt(result.problem.seq),
@@ -120,13 +121,18 @@ export function auditService(deps: AuditServiceDeps): ServiceImpl<typeof AuditSe
       let after = req.fromSeq > 0n ? Number(req.fromSeq) - 1 : 0;
       while (after < last && !ctx.signal.aborted) {
         const page = await audit.chainAfter(orgId, after, exportPage, last);
-        if (page.length === 0) break;
-        const checkpoints = await audit.checkpoints(orgId, after + 1, page.at(-1)!.seq);
+        // A short page reaches `last`: the ranges and checkpoints up to it (a purged head) come with it.
+        const end = page.length === exportPage ? page.at(-1)!.seq : last;
+        const [purged, checkpoints] = await Promise.all([
+          audit.purgedRanges(orgId, after, end),
+          audit.checkpoints(orgId, after + 1, end),
+        ]);
         yield {
           records: page.map((r) => recordToProto(r, undefined)),
           checkpoints: checkpoints.map(checkpointToProto),
+          purged: purged.map(purgedRangeToProto),
         };
-        after = page.at(-1)!.seq;
+        after = end;
       }
     },
 

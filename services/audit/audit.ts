@@ -12,9 +12,11 @@ import { incomingRecord, recordToProto } from "./convert.js";
 import type { AppendNotifier } from "./notifier.js";
 import type { PgAuditReader, RecordFilter } from "./pg-reader.js";
 import type { AppendResult, PgAuditWriter } from "./pg-store.js";
+import { inChainOrder, type PurgedRange } from "./purged-ranges.js";
 import { ChainVerifier, type VerifyResult } from "./verify.js";
 
 const maxAppendBatch = 5000;
+const verifyPage = 2000;
 
 export interface AuditDeps {
   writer: PgAuditWriter;
@@ -82,7 +84,7 @@ export class Audit {
 
   /**
    * Recomputes the org's chain over [fromSeq, toSeq] (0: first stored / head),
-   * page by page, with the checkpoints in that range.
+   * page by page, with the checkpoints and purged ranges in that range.
    */
   async verify(
     orgId: string,
@@ -102,18 +104,35 @@ export class Audit {
     });
     const checkpoints = await reader.checkpoints(orgId, first, last);
     let next = 0;
+    const checkpointsThrough = (seq: number) => {
+      while (next < checkpoints.length && checkpoints[next]!.seq <= seq)
+        verifier.checkpoint(checkpoints[next++]!);
+    };
     for (let after = first - 1; after < last && !verifier.failed;) {
-      const page = await reader.chainAfter(orgId, after, 2000, last);
-      if (page.length === 0) break;
+      const page = await reader.chainAfter(orgId, after, verifyPage, last);
+      // A short page reaches `last`: the ranges up to it (a purged head) come with it.
+      const end = page.length === verifyPage ? page.at(-1)!.seq : last;
+      // The first page also asks for a range ending just before `first`: its
+      // last hash is what the first record links to.
+      const ranges = await reader.purgedRanges(orgId, after === first - 1 ? after - 1 : after, end);
       const contents = await reader.contents(page);
-      for (const r of page) {
-        while (next < checkpoints.length && checkpoints[next]!.seq <= r.seq)
-          verifier.checkpoint(checkpoints[next++]!);
-        verifier.record(r, contents.get(r.id));
+      for (const item of inChainOrder(
+        page,
+        ranges,
+        (r) => r.seq,
+        (p) => p.fromSeq,
+      )) {
+        if ("record" in item) {
+          checkpointsThrough(item.record.seq);
+          verifier.record(item.record, contents.get(item.record.id));
+        } else {
+          checkpointsThrough(item.purged.toSeq);
+          verifier.purged(item.purged);
+        }
       }
-      after = page.at(-1)!.seq;
+      after = end;
     }
-    while (next < checkpoints.length) verifier.checkpoint(checkpoints[next++]!);
+    checkpointsThrough(Number.POSITIVE_INFINITY);
     return { ...verifier.finish(last >= first ? last : undefined), headSeq };
   }
 
@@ -124,6 +143,11 @@ export class Audit {
 
   checkpoints(orgId: string, fromSeq: number, toSeq: number): Promise<CheckpointData[]> {
     return this.deps.reader.checkpoints(orgId, fromSeq, toSeq);
+  }
+
+  /** The org's purged ranges with positions in (afterSeq, toSeq]. */
+  purgedRanges(orgId: string, afterSeq: number, toSeq: number): Promise<PurgedRange[]> {
+    return this.deps.reader.purgedRanges(orgId, afterSeq, toSeq);
   }
 
   headSeq(orgId: string): Promise<number> {

@@ -1,10 +1,16 @@
 import { create, type JsonObject } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { RecordSchema, type Record as AuditRecord } from "../../gen/airlock/audit/v1/audit_pb.js";
+import {
+  PurgedRangeSchema,
+  RecordSchema,
+  type PurgedRange as PurgedRangeProto,
+  type Record as AuditRecord,
+} from "../../gen/airlock/audit/v1/audit_pb.js";
 import { invalid } from "../kit/errors.js";
 import { usageToProto } from "../kit/usage.js";
 import { canonicalJson, sha256Hex } from "./canonical.js";
 import { metaDigest, type ChainedRecord, type RecordMeta } from "./chain.js";
+import type { PurgedRange } from "./purged-ranges.js";
 
 /** A record ready to store: its metadata and its digest, and, when it has any, its canonical content text. */
 export interface IncomingRecord {
@@ -116,5 +122,29 @@ export function protoToChained(r: AuditRecord): ChainedRecord {
     seq: Number(r.seq),
     prevHash: r.prevHash,
     hash: r.hash,
+  };
+}
+
+/** A purged range as callers and offline verifiers see it. */
+export function purgedRangeToProto(r: PurgedRange): PurgedRangeProto {
+  return create(PurgedRangeSchema, {
+    chainId: r.chainId,
+    fromSeq: BigInt(r.fromSeq),
+    toSeq: BigInt(r.toSeq),
+    lastHash: r.lastHash,
+    runId: r.runId,
+  });
+}
+
+/** A purged range read back from an export; one that spans no positions is refused. */
+export function protoToPurgedRange(r: PurgedRangeProto): PurgedRange {
+  if (r.fromSeq < 1n || r.toSeq < r.fromSeq)
+    throw invalid(`positions ${r.fromSeq}..${r.toSeq}: expected 1 <= from_seq <= to_seq`);
+  return {
+    chainId: r.chainId,
+    fromSeq: Number(r.fromSeq),
+    toSeq: Number(r.toSeq),
+    lastHash: r.lastHash,
+    runId: r.runId,
   };
 }

@@ -4,6 +4,7 @@ import { create, fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   CheckpointSchema,
+  PurgedRangeSchema,
   RecordSchema,
   UsageSchema,
 } from "../../gen/airlock/audit/v1/audit_pb.js";
@@ -68,6 +69,24 @@ function exportLines(count: number, every: number, signer = key): string[] {
 const recordLine = (lines: string[], id: string) =>
   lines.findIndex((l) => l.includes(`"id":"${id}"`));
 
+/** Replaces records from..to of an export with the purged range retention writes for them. */
+function purge(lines: string[], from: number, to: number, runId = "run_1"): string[] {
+  const last = JSON.parse(lines[recordLine(lines, `rec_${to}`)]!) as { record: { hash: string } };
+  const range = create(PurgedRangeSchema, {
+    chainId: "org_1",
+    fromSeq: BigInt(from),
+    toSeq: BigInt(to),
+    lastHash: last.record.hash,
+    runId,
+  });
+  const rangeLine = JSON.stringify({ purged: toJson(PurgedRangeSchema, range) });
+  return lines.flatMap((line) => {
+    const seq = Number(/"id":"rec_(\d+)"/.exec(line)?.[1] ?? 0);
+    if (seq === from) return [rangeLine];
+    return seq > from && seq <= to ? [] : [line];
+  });
+}
+
 test("an untouched export checks out, with the signed range", async (t) => {
   const v = await verifyExport(exportLines(12, 5), trusted);
   t.true(v.ok, v.problem?.message);
@@ -127,6 +146,21 @@ test("an export that starts past position 1 trusts its first link", async (t) =>
   t.like(v, { firstSeq: 6, lastSeq: 12, recordsChecked: 7, checkpointsChecked: 1 });
 });
 
+test("an export with purged ranges checks out and names the runs that purged them", async (t) => {
+  const lines = purge(purge(exportLines(12, 5), 1, 3, "run_a"), 6, 7, "run_b");
+  const v = await verifyExport(lines, trusted);
+  t.true(v.ok, v.problem?.message);
+  t.like(v, { firstSeq: 1, lastSeq: 12, recordsChecked: 7, recordsPurged: 5 });
+  t.deepEqual(v.purgedBy, ["run_a", "run_b"]);
+  // Without its range, the same gap is records missing.
+  const withoutRange = lines.filter((l) => !l.includes('"runId":"run_b"'));
+  t.like((await verifyExport(withoutRange, trusted)).problem, {
+    code: "missing_records",
+    seq: 6,
+    toSeq: 7,
+  });
+});
+
 test("records no checkpoint signs prove nothing", async (t) => {
   const v = await verifyExport(exportLines(4, 5), trusted);
   t.false(v.ok);
@@ -143,6 +177,12 @@ test("a line that is not part of an export names its number", async (t) => {
   await t.throwsAsync(verifyExport(["{"], trusted), { message: "line 1: not JSON" });
   await t.throwsAsync(verifyExport([lines[0]!], trusted), {
     message: "the export holds no records",
+  });
+  const backwards = purge(exportLines(6, 5), 2, 3).map((l) =>
+    l.replace('"toSeq":"3"', '"toSeq":"1"'),
+  );
+  await t.throwsAsync(verifyExport(backwards, trusted), {
+    message: /^line 3: not a purged range: positions 2\.\.1/,
   });
   const badKind = exportLines(6, 5).map((l) => l.replace('"llm.response"', '"LLM"'));
   await t.throwsAsync(verifyExport(badKind, trusted), { message: /^line 2: not a record: / });

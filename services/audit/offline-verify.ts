@@ -1,12 +1,17 @@
 import type { KeyObject } from "node:crypto";
 import { fromJson, type JsonValue } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { CheckpointSchema, RecordSchema } from "../../gen/airlock/audit/v1/audit_pb.js";
+import {
+  CheckpointSchema,
+  PurgedRangeSchema,
+  RecordSchema,
+} from "../../gen/airlock/audit/v1/audit_pb.js";
 import type { CheckpointData } from "./checkpoint.js";
-import { protoToChained } from "./convert.js";
+import { protoToChained, protoToPurgedRange } from "./convert.js";
+import type { PurgedRange } from "./purged-ranges.js";
 import { ChainVerifier, type Problem, type VerifyResult } from "./verify.js";
 
-/** A line of an export that is not a record, a checkpoint or a key as `airlock audit export` writes them. */
+/** A line of an export that is not a record, a purged range, a checkpoint or a key as `airlock audit export` writes them. */
 export class ExportFormatError extends Error {
   override name = "ExportFormatError";
 }
@@ -15,9 +20,11 @@ export class ExportFormatError extends Error {
 export interface OfflineVerdict extends Omit<VerifyResult, "problem"> {
   /** The chain verifier's problem, or "unsigned" when no trusted signature anchors the records. */
   problem?: Omit<Problem, "code"> & { code: Problem["code"] | "unsigned" };
-  /** The first and last positions of the exported records. */
+  /** The first and last positions of the export (records or purged ranges). */
   firstSeq: number;
   lastSeq: number;
+  /** The retention runs that purged ranges of the export name, whose receipts vouch for them. */
+  purgedBy: string[];
   /** When ok: the last position a checkpoint signs; records after it are not signed yet. */
   signedThrough: number;
   /** The keys the checkpoints name. */
@@ -30,6 +37,8 @@ export interface OfflineVerdict extends Omit<VerifyResult, "problem"> {
  * could also have replaced them. Without a previous record to link to, an
  * export that starts after position 1 trusts its first record's link; and a
  * chain no trusted checkpoint signs proves nothing, so that fails too.
+ * Purged ranges are taken as retention recorded them: the runs they name
+ * (`purgedBy`) account for them in their receipts.
  */
 export async function verifyExport(
   lines: AsyncIterable<string> | Iterable<string>,
@@ -40,9 +49,20 @@ export async function verifyExport(
   let lastSeq = 0;
   let signedThrough = 0;
   const keyIds = new Set<string>();
+  const purgedBy = new Set<string>();
   // Checkpoints may precede the first record; the verifier is only built once
-  // that record says where the export starts.
+  // that record (or a purged range) says where the export starts.
   const early: CheckpointData[] = [];
+  const start = (seq: number) => {
+    firstSeq = seq;
+    const v = new ChainVerifier(trustedKeys, {
+      fromSeq: seq,
+      prevHash: seq === 1 ? "" : undefined,
+      prevCheckpointHash: seq === 1 ? "" : undefined,
+    });
+    for (const c of early.splice(0)) v.checkpoint(c);
+    return v;
+  };
   let n = 0;
   for await (const text of lines) {
     n++;
@@ -50,17 +70,15 @@ export async function verifyExport(
     const line = parseLine(text, n);
     if ("record" in line) {
       const record = toChained(line.record, n);
-      if (!verifier) {
-        firstSeq = record.seq;
-        verifier = new ChainVerifier(trustedKeys, {
-          fromSeq: record.seq,
-          prevHash: record.seq === 1 ? "" : undefined,
-          prevCheckpointHash: record.seq === 1 ? "" : undefined,
-        });
-        for (const c of early.splice(0)) verifier.checkpoint(c);
-      }
+      verifier ??= start(record.seq);
       verifier.record(record, undefined);
       lastSeq = record.seq;
+    } else if ("purged" in line) {
+      const range = toPurgedRange(line.purged, n);
+      verifier ??= start(range.fromSeq);
+      verifier.purged(range);
+      purgedBy.add(range.runId);
+      lastSeq = range.toSeq;
     } else if ("checkpoint" in line) {
       const c = toCheckpointData(line.checkpoint, n);
       signedThrough = Math.max(signedThrough, c.seq);
@@ -71,7 +89,14 @@ export async function verifyExport(
   }
   if (!verifier) throw new ExportFormatError("the export holds no records");
   const result = verifier.finish(undefined);
-  const verdict = { ...result, firstSeq, lastSeq, signedThrough, keyIds: [...keyIds] };
+  const verdict = {
+    ...result,
+    firstSeq,
+    lastSeq,
+    signedThrough,
+    keyIds: [...keyIds],
+    purgedBy: [...purgedBy],
+  };
   if (result.ok && result.checkpointsChecked === 0) {
     return {
       ...verdict,
@@ -89,7 +114,8 @@ export async function verifyExport(
   return verdict;
 }
 
-type Line = { record: JsonValue } | { checkpoint: JsonValue } | { key: JsonValue };
+type Line =
+  { record: JsonValue } | { purged: JsonValue } | { checkpoint: JsonValue } | { key: JsonValue };
 
 function parseLine(text: string, n: number): Line {
   let value: unknown;
@@ -100,10 +126,12 @@ function parseLine(text: string, n: number): Line {
   }
   if (typeof value === "object" && value !== null && !Array.isArray(value)) {
     const keys = Object.keys(value);
-    if (keys.length === 1 && ["record", "checkpoint", "key"].includes(keys[0]!))
+    if (keys.length === 1 && ["record", "purged", "checkpoint", "key"].includes(keys[0]!))
       return value as Line;
   }
-  throw new ExportFormatError(`line ${n}: expected {"record": …}, {"checkpoint": …} or {"key": …}`);
+  throw new ExportFormatError(
+    `line ${n}: expected {"record": …}, {"purged": …}, {"checkpoint": …} or {"key": …}`,
+  );
 }
 
 function toChained(json: JsonValue, n: number) {
@@ -113,6 +141,16 @@ function toChained(json: JsonValue, n: number) {
     // Also a record the audit service would refuse (bad id, kind or time).
     throw new ExportFormatError(`line ${n}: not a record: ${messageOf(err)}`);
   }
+}
+
+function toPurgedRange(json: JsonValue, n: number): PurgedRange {
+  let range;
+  try {
+    range = protoToPurgedRange(fromJson(PurgedRangeSchema, json));
+  } catch (err) {
+    throw new ExportFormatError(`line ${n}: not a purged range: ${messageOf(err)}`);
+  }
+  return range;
 }
 
 /** The inverse of the service's `checkpointToProto`. */

@@ -1,6 +1,7 @@
 import type { Pool } from "../kit/pg.js";
 import type { ChainedRecord } from "./chain.js";
 import type { CheckpointData } from "./checkpoint.js";
+import type { PurgedRange } from "./purged-ranges.js";
 import { recordSelect, rowToChained, type RecordRow } from "./pg-store.js";
 
 /** What Query may filter on; every field but the org is optional. */
@@ -115,6 +116,36 @@ export class PgAuditReader {
       [chainId, afterSeq, toSeq, limit],
     );
     return rows.map(rowToChained);
+  }
+
+  /**
+   * A chain's purged ranges with positions in (afterSeq, toSeq], in order,
+   * a range that starts at or before afterSeq included.
+   */
+  async purgedRanges(chainId: string, afterSeq: number, toSeq: number): Promise<PurgedRange[]> {
+    // Ranges never overlap, so at most one starts at or before afterSeq and
+    // reaches past it: both halves are bounded scans of the primary key.
+    const { rows } = await this.pool.query<{
+      from_seq: string;
+      to_seq: string;
+      last_hash: string;
+      run_id: string;
+    }>(
+      `SELECT from_seq, to_seq, last_hash, run_id FROM (
+         (SELECT * FROM audit.purged_ranges WHERE chain_id = $1 AND from_seq <= $2
+          ORDER BY from_seq DESC LIMIT 1)
+         UNION ALL
+         SELECT * FROM audit.purged_ranges WHERE chain_id = $1 AND from_seq > $2 AND from_seq <= $3
+       ) r WHERE to_seq > $2 ORDER BY from_seq`,
+      [chainId, afterSeq, toSeq],
+    );
+    return rows.map((r) => ({
+      chainId,
+      fromSeq: Number(r.from_seq),
+      toSeq: Number(r.to_seq),
+      lastHash: r.last_hash,
+      runId: r.run_id,
+    }));
   }
 
   async head(chainId: string): Promise<HeadInfo | undefined> {

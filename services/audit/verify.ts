@@ -2,6 +2,7 @@ import type { KeyObject } from "node:crypto";
 import { sha256Hex } from "./canonical.js";
 import { metaDigest, recordHash, type ChainedRecord } from "./chain.js";
 import { checkpointProblem, type CheckpointData } from "./checkpoint.js";
+import type { PurgedRange } from "./purged-ranges.js";
 
 export type ProblemCode =
   | "hash_mismatch"
@@ -27,6 +28,8 @@ export interface VerifyResult {
   ok: boolean;
   recordsChecked: number;
   checkpointsChecked: number;
+  /** Positions passed over because retention deleted them (purged ranges). */
+  recordsPurged: number;
   problem?: Problem;
 }
 
@@ -36,8 +39,11 @@ export interface VerifyResult {
  * content (when not purged) must match its digest, each record must name its
  * predecessor's hash, positions must follow each other with no gap, and each
  * checkpoint must be signed by a known key, link to the checkpoint before it
- * and name the hash the record at its position has. The service and the
- * offline `airlock audit verify --file` run this same code.
+ * and name the hash the record at its position has. A gap is accepted only
+ * where purged ranges, fed in position order before the records after them,
+ * cover it exactly; the record after a range must name the range's last
+ * hash. The service and the offline `airlock audit verify --file` run this
+ * same code.
  */
 export class ChainVerifier {
   private expectedSeq: number;
@@ -46,8 +52,14 @@ export class ChainVerifier {
   private readonly pendingCheckpoints = new Map<number, CheckpointData>();
   /** Hashes of recent records, for checkpoints that arrive after their record. */
   private readonly lastHashes = new Map<number, string>();
+  /** Purged positions whose hash nobody knows any more (all but each range's last). */
+  private readonly purgedSpans: { from: number; to: number }[] = [];
+  /** Whether the position before `expectedSeq` was passed as a purged range. */
+  private afterRange = false;
+  private started = false;
   private recordsChecked = 0;
   private checkpointsChecked = 0;
+  private recordsPurged = 0;
   private problem: Problem | undefined;
 
   /**
@@ -96,6 +108,47 @@ export class ChainVerifier {
     this.settleCheckpoints();
   }
 
+  /**
+   * A stretch retention deleted. It must start where the chain is expected
+   * to go on (a first range may start before the verified stretch does);
+   * the chain then goes on after it from its last hash.
+   */
+  purged(range: PurgedRange): void {
+    if (this.problem) return;
+    const { fromSeq, toSeq } = range;
+    if (this.started && fromSeq < this.expectedSeq) {
+      return this.fail(
+        "link_broken",
+        fromSeq,
+        "",
+        `purged range ${fromSeq}..${toSeq} overlaps positions already checked`,
+      );
+    }
+    if (toSeq < this.expectedSeq) {
+      // Wholly before the verified stretch; one ending just before it names
+      // the hash the stretch's first record links to.
+      if (toSeq === this.expectedSeq - 1) this.prevHash ??= range.lastHash;
+      return;
+    }
+    if (fromSeq > this.expectedSeq) {
+      return this.fail(
+        "missing_records",
+        this.expectedSeq,
+        "",
+        `records ${this.expectedSeq}..${fromSeq - 1} are missing`,
+        fromSeq - 1,
+      );
+    }
+    this.recordsPurged += toSeq - this.expectedSeq + 1;
+    if (toSeq > this.expectedSeq) this.purgedSpans.push({ from: this.expectedSeq, to: toSeq - 1 });
+    this.prevHash = range.lastHash;
+    this.afterRange = true;
+    this.started = true;
+    this.expectedSeq = toSeq + 1;
+    this.lastHashes.set(toSeq, range.lastHash);
+    this.settleCheckpoints();
+  }
+
   /** `content` is the stored content text, or undefined when purged or never stored. */
   record(r: ChainedRecord, content: string | undefined): void {
     if (this.problem) return;
@@ -116,7 +169,9 @@ export class ChainVerifier {
         "link_broken",
         r.seq,
         r.id,
-        `record ${r.id} at ${r.seq} does not name the hash of the record before it`,
+        this.afterRange
+          ? `record ${r.id} at ${r.seq} does not name the last hash of the purged range before it`
+          : `record ${r.id} at ${r.seq} does not name the hash of the record before it`,
       );
     }
     if (recordHash(r, metaDigest(r)) !== r.hash) {
@@ -137,6 +192,8 @@ export class ChainVerifier {
     }
     this.recordsChecked++;
     this.prevHash = r.hash;
+    this.afterRange = false;
+    this.started = true;
     this.expectedSeq = r.seq + 1;
     this.lastHashes.set(r.seq, r.hash);
     this.settleCheckpoints();
@@ -146,7 +203,15 @@ export class ChainVerifier {
   private settleCheckpoints(): void {
     for (const [seq, c] of this.pendingCheckpoints) {
       const hash = this.lastHashes.get(seq);
-      if (hash === undefined) continue;
+      if (hash === undefined) {
+        // Inside a purged range the signed record is gone: the checkpoint's
+        // signature and link were checked, there is nothing to compare.
+        if (this.purgedSpans.some((s) => s.from <= seq && seq <= s.to)) {
+          this.pendingCheckpoints.delete(seq);
+          this.checkpointsChecked++;
+        }
+        continue;
+      }
       this.pendingCheckpoints.delete(seq);
       if (hash !== c.hash) {
         return this.fail(
@@ -163,6 +228,11 @@ export class ChainVerifier {
     if (this.lastHashes.size > 20_000) {
       const cut = this.expectedSeq - 10_000;
       for (const seq of this.lastHashes.keys()) if (seq < cut) this.lastHashes.delete(seq);
+    }
+    if (this.purgedSpans.length > 1000) {
+      const cut = this.expectedSeq - 10_000;
+      const kept = this.purgedSpans.filter((s) => s.to >= cut);
+      this.purgedSpans.splice(0, this.purgedSpans.length, ...kept);
     }
   }
 
@@ -191,6 +261,7 @@ export class ChainVerifier {
       ok: !this.problem,
       recordsChecked: this.recordsChecked,
       checkpointsChecked: this.checkpointsChecked,
+      recordsPurged: this.recordsPurged,
       ...(this.problem && { problem: this.problem }),
     };
   }

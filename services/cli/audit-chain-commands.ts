@@ -7,12 +7,14 @@ import { toJson } from "@bufbuild/protobuf";
 import {
   AuditService,
   CheckpointSchema,
+  PurgedRangeSchema,
   RecordSchema,
   SigningKeySchema,
   VerifyResponseSchema,
 } from "../../gen/airlock/audit/v1/audit_pb.js";
 import { publicKeysFromPem } from "../audit/checkpoint.js";
 import { ExportFormatError, verifyExport } from "../audit/offline-verify.js";
+import { inChainOrder } from "../audit/purged-ranges.js";
 import { positiveInt } from "./audit-commands.js";
 import { connect, type ClientOptions } from "./client.js";
 import { UsageError, type Output } from "./output.js";
@@ -26,8 +28,12 @@ export async function auditVerify(
   const res = await connect(AuditService, opts).verify(seqRange(flags));
   out.result(toJson(VerifyResponseSchema, res), () => {
     const p = res.problem;
+    const purged =
+      res.recordsPurged > 0n
+        ? `, ${res.recordsPurged} positions passed as purged by retention`
+        : "";
     if (res.ok || !p)
-      return `ok: ${res.recordsChecked} records and ${res.checkpointsChecked} checkpoints checked; the chain's head is at ${res.headSeq}`;
+      return `ok: ${res.recordsChecked} records and ${res.checkpointsChecked} checkpoints checked${purged}; the chain's head is at ${res.headSeq}`;
     return `not ok: ${p.code} at ${p.seq}${p.recordId ? ` (record ${p.recordId})` : ""}: ${p.message}`;
   });
   if (!res.ok) process.exitCode = 1;
@@ -35,9 +41,10 @@ export async function auditVerify(
 
 /**
  * `airlock audit export --out FILE`: the chain as JSON lines, the signing
- * keys first, then records and the checkpoints that sign them in chain
- * order. The file appears only once complete, so a failed export never
- * leaves a shorter chain that would verify.
+ * keys first, then records, the ranges retention purged (each before the
+ * record after it) and the checkpoints that sign them, in chain order. The
+ * file appears only once complete, so a failed export never leaves a
+ * shorter chain that would verify.
  */
 export async function auditExport(
   opts: ClientOptions,
@@ -48,15 +55,28 @@ export async function auditExport(
   if (!file) throw new UsageError("usage: airlock audit export --out FILE [--from SEQ] [--to SEQ]");
   const client = connect(AuditService, opts);
   const { keys } = await client.listSigningKeys({});
-  const counts = { records: 0, checkpoints: 0, firstSeq: 0, lastSeq: 0 };
+  const counts = { records: 0, purged: 0, checkpoints: 0, firstSeq: 0, lastSeq: 0 };
   async function* lines() {
     for (const key of keys) yield line({ key: toJson(SigningKeySchema, key) });
     for await (const page of client.export(seqRange(flags))) {
-      for (const r of page.records) {
-        counts.records++;
-        counts.firstSeq ||= Number(r.seq);
-        counts.lastSeq = Number(r.seq);
-        yield line({ record: toJson(RecordSchema, r) });
+      const items = inChainOrder(
+        page.records,
+        page.purged,
+        (r) => Number(r.seq),
+        (p) => Number(p.fromSeq),
+      );
+      for (const item of items) {
+        if ("record" in item) {
+          counts.records++;
+          counts.firstSeq ||= Number(item.record.seq);
+          counts.lastSeq = Number(item.record.seq);
+          yield line({ record: toJson(RecordSchema, item.record) });
+        } else {
+          counts.purged += Number(item.purged.toSeq - item.purged.fromSeq) + 1;
+          counts.firstSeq ||= Number(item.purged.fromSeq);
+          counts.lastSeq = Number(item.purged.toSeq);
+          yield line({ purged: toJson(PurgedRangeSchema, item.purged) });
+        }
       }
       for (const c of page.checkpoints) {
         counts.checkpoints++;
@@ -73,9 +93,9 @@ export async function auditExport(
     throw err;
   }
   out.result({ file, ...counts }, () =>
-    counts.records === 0
+    counts.records + counts.purged === 0
       ? `no records to export; wrote the signing keys to ${file}`
-      : `exported records ${counts.firstSeq}..${counts.lastSeq} (${counts.records}) and ${counts.checkpoints} checkpoints to ${file}`,
+      : `exported records ${counts.firstSeq}..${counts.lastSeq} (${counts.records}${counts.purged > 0 ? `; ${counts.purged} purged by retention` : ""}) and ${counts.checkpoints} checkpoints to ${file}`,
   );
 }
 
@@ -115,6 +135,10 @@ export async function auditVerifyFile(
     if (verdict.firstSeq > 1)
       out.note(
         `the export starts at ${verdict.firstSeq}: its link to the record before is taken on trust`,
+      );
+    if (verdict.recordsPurged > 0)
+      out.note(
+        `${verdict.recordsPurged} positions were purged by retention run(s) ${verdict.purgedBy.join(", ")}: their receipts account for them`,
       );
     if (verdict.signedThrough < verdict.lastSeq)
       out.note(
