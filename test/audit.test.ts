@@ -3,7 +3,7 @@ import pg from "pg";
 import { createClient } from "@connectrpc/connect";
 import { Code } from "@connectrpc/connect";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { AuditService, PurgeScope } from "../gen/airlock/audit/v1/audit_pb.js";
+import { AuditService } from "../gen/airlock/audit/v1/audit_pb.js";
 import { IdentityService, PrincipalKind } from "../gen/airlock/identity/v1/identity_pb.js";
 import { PolicyService } from "../gen/airlock/policy/v1/policy_pb.js";
 import { auditDefinition } from "../services/audit/run.js";
@@ -298,10 +298,11 @@ test.serial("a forged checkpoint fails on its signature", async (t) => {
 });
 
 test.serial("after a content purge by the retention service, Verify still passes", async (t) => {
+  // Every record's content so far; metadata and receipts kept.
   const purge = {
-    orgId: org.orgId,
-    scope: PurgeScope.CONTENT,
-    before: timestampFromMs(Date.now() + 1000),
+    runId: "run_content",
+    orgs: [{ orgId: org.orgId, contentBefore: timestampFromMs(Date.now() + 1000) }],
+    receiptKinds: ["retention.run"],
   };
   t.is(await code(as(org.adminToken).purge(purge)), Code.PermissionDenied);
   t.is(await code(asService().purge(purge)), Code.PermissionDenied, "only retention purges");
@@ -316,11 +317,14 @@ test.serial("after a content purge by the retention service, Verify still passes
     }),
   );
   const dry = await retention.purge({ ...purge, dryRun: true });
-  t.true(dry.purged > 0n);
+  t.is(dry.orgs.length, 1);
+  t.like(dry.orgs[0], { orgId: org.orgId, metadataPurged: 0n, receiptsPurged: 0n });
+  t.true(dry.orgs[0]!.contentPurged > 0n);
   const done = await retention.purge(purge);
-  t.is(done.purged, dry.purged);
+  t.deepEqual(done, dry);
   const v = await as(auditor).verify({});
   t.true(v.ok, v.problem?.message);
+  t.is(v.recordsPurged, 0n, "no position was deleted");
   const after = await as(contentAuditor).query({ includeContent: true, kinds: ["llm.response"] });
   t.true(after.records.every((r) => r.content === undefined && r.contentPurged));
 });

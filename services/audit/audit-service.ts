@@ -4,7 +4,6 @@ import { timestampDate, timestampFromDate, timestampFromMs } from "@bufbuild/pro
 import {
   AuditService,
   CheckpointSchema,
-  PurgeScope,
   UsageSchema,
   type Checkpoint,
 } from "../../gen/airlock/audit/v1/audit_pb.js";
@@ -16,6 +15,7 @@ import { purgedRangeToProto, recordToProto } from "./convert.js";
 import { parseQueryCursor, parseTailCursor, queryCursor, tailCursor } from "./cursor.js";
 import type { PgAuditPurger } from "./pg-purge.js";
 import type { PgAuditReader } from "./pg-reader.js";
+import { purgePolicy } from "./purge-policy.js";
 
 const maxPage = 1000;
 const exportPage = 1000;
@@ -173,19 +173,17 @@ export function auditService(deps: AuditServiceDeps): ServiceImpl<typeof AuditSe
       const who = caller(ctx);
       if (who.kind !== "service" || who.service !== "retention")
         throw denied("only the retention service purges the audit log");
-      if (!req.orgId) throw invalid("org_id: required");
-      if (!req.before) throw invalid("before: required");
-      if (req.scope === PurgeScope.UNSPECIFIED) throw invalid("scope: content or records");
-      const purged = await deps.purger.purge({
-        orgId: req.orgId,
-        scope: req.scope === PurgeScope.CONTENT ? "content" : "records",
-        sinceMs: ms(req.since),
-        beforeMs: ms(req.before)!,
-        keepKinds: req.keepKinds,
-        keepActors: req.keepActors,
-        dryRun: req.dryRun,
-      });
-      return { purged: BigInt(purged), partitionsDropped: 0 };
+      const outcome = await deps.purger.purge(purgePolicy(req));
+      return {
+        orgs: outcome.orgs.map((o) => ({
+          orgId: o.orgId,
+          contentPurged: BigInt(o.content),
+          metadataPurged: BigInt(o.metadata),
+          receiptsPurged: BigInt(o.receipts),
+          held: o.held.map((h) => ({ holdId: h.holdId, records: BigInt(h.records) })),
+        })),
+        partitionsTruncated: outcome.partitionsTruncated,
+      };
     },
   };
 }

@@ -11,6 +11,8 @@ export interface AuditConfig {
   partitionDaysAhead: number;
   /** How often an idle Tail looks for records that another replica stored. */
   tailPollMs: number;
+  /** About how many rows one purge batch (one transaction) deletes. */
+  purgeBatch: number;
 }
 
 /** The audit service's settings; the only place it reads the environment. */
@@ -24,5 +26,6 @@ export function readAuditConfig(env: Env): AuditConfig {
     }),
     partitionDaysAhead: readInt(env, "AIRLOCK_AUDIT_PARTITION_DAYS_AHEAD", 7, 1, 90),
     tailPollMs: readDuration(env, "AIRLOCK_AUDIT_TAIL_POLL", "1s", { min: 10, max: 60_000 }),
+    purgeBatch: readInt(env, "AIRLOCK_AUDIT_PURGE_BATCH", 5000, 1, 1_000_000),
   };
 }

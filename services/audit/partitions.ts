@@ -1,6 +1,7 @@
 import { inTransaction, type Pool } from "../kit/pg.js";
 
-const dayMs = 86_400_000;
+/** Milliseconds in a (UTC) day: partitions span one each. */
+export const dayMs = 86_400_000;
 
 /** The UTC day (days since 1970-01-01) a time falls on. */
 export function dayOf(timeMs: number): number {
@@ -10,6 +11,12 @@ export function dayOf(timeMs: number): number {
 /** `YYYYMMDD` of a day, as partition names carry it. */
 export function dayName(day: number): string {
   return new Date(day * dayMs).toISOString().slice(0, 10).replaceAll("-", "");
+}
+
+/** The day a partition stands for, from its name (`records_YYYYMMDD`); undefined for other names. */
+export function partitionDay(name: string): number | undefined {
+  const match = /_(\d{4})(\d{2})(\d{2})$/.exec(name);
+  return match ? dayOf(Date.UTC(+match[1]!, +match[2]! - 1, +match[3]!)) : undefined;
 }
 
 /**

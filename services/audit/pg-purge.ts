@@ -1,72 +1,179 @@
-import type { Pool } from "../kit/pg.js";
-
-/** What a purge removes. */
-export interface PurgeRange {
-  orgId: string;
-  scope: "content" | "records";
-  sinceMs: number | undefined;
-  beforeMs: number;
-  /** Record kinds to keep whatever their age (receipts). */
-  keepKinds: readonly string[];
-  /** Actors under a legal hold. */
-  keepActors: readonly string[];
-  dryRun: boolean;
-}
-
-/** Rows per delete statement: small enough never to hold long locks or build a huge transaction. */
-const batchSize = 5000;
+import { inTransaction, type Pool } from "../kit/pg.js";
+import { partitionDay, partitionLock } from "./partitions.js";
+import {
+  daysToExamine,
+  holdsOn,
+  planDay,
+  PurgeTally,
+  type DayCount,
+  type OrgCounts,
+  type PurgeOutcome,
+} from "./purge-plan.js";
+import type { PurgePolicy } from "./purge-policy.js";
+import { DayPurgeSql, type Sql } from "./purge-sql.js";
 
 /**
- * Deletes content (or whole records) of an org in bounded batches, each its
- * own transaction, so a crash midway leaves a consistent log and a rerun
- * finishes the job. Content rows go first, so a record never loses its
- * metadata while keeping its content.
+ * Purges take turns, statement by statement: a second call (a retried run)
+ * then finds only what the first has not deleted yet, and no deletion is
+ * counted twice.
+ */
+const purgeLock = "hashtext('airlock.audit.purge')";
+
+/**
+ * Carries out a retention run day by day. Each daily partition with
+ * anything expired is counted first; one whose rows are mostly deleted is
+ * truncated with its few survivors copied back, any other is purged in
+ * bounded batches, each its own transaction. Contents go before records, so
+ * no content ever outlives its record. Every step commits on its own, so a
+ * crash leaves a consistent log and a rerun finishes the job; the counts are
+ * what this call deleted.
  */
 export class PgAuditPurger {
-  constructor(private readonly pool: Pool) {}
+  constructor(
+    private readonly pool: Pool,
+    /** About how many rows a batch deletes at most. */
+    private readonly batchSize: number,
+  ) {}
 
-  async purge(range: PurgeRange): Promise<number> {
-    const match = `r.org_id = $1 AND r.time < $2 AND ($3::timestamptz IS NULL OR r.time >= $3)
-      AND NOT (r.kind = ANY($4)) AND NOT (r.actor = ANY($5))`;
-    const params = [
-      range.orgId,
-      new Date(range.beforeMs).toISOString(),
-      range.sinceMs === undefined ? null : new Date(range.sinceMs).toISOString(),
-      range.keepKinds,
-      range.keepActors,
-    ];
-    if (range.dryRun) {
-      const sql =
-        range.scope === "content"
-          ? `SELECT count(*) AS n FROM audit.contents c JOIN audit.records r
-               ON r.id = c.record_id AND r.time = c.time WHERE ${match}`
-          : `SELECT count(*) AS n FROM audit.records r WHERE ${match}`;
-      const { rows } = await this.pool.query<{ n: string }>(sql, params);
-      return Number(rows[0]!.n);
+  async purge(policy: PurgePolicy): Promise<PurgeOutcome> {
+    const tally = new PurgeTally();
+    for (const day of daysToExamine(await this.partitionDays(), policy)) {
+      const holds = holdsOn(day, policy.holds);
+      const sql = new DayPurgeSql(policy, day, holds);
+      const count = await this.count(sql, holds.length > 0);
+      for (const held of count.held) tally.addHeld(held);
+      const plan = planDay(count);
+      if (plan.contents === "truncate" || plan.records === "truncate") tally.truncated();
+      if (policy.dryRun) {
+        for (const [orgId, counts] of count.orgs) tally.add(orgId, counts);
+        continue;
+      }
+      const { pool, batchSize } = this;
+      if (plan.contents === "truncate")
+        addCounts(tally, await truncatePartition(pool, sql.truncateContents()));
+      else if (plan.contents === "batches")
+        addCounts(
+          tally,
+          await purgeInBatches(pool, sql.contents, count.contents, batchSize, (a, b) =>
+            sql.contentBatch(a, b),
+          ),
+        );
+      if (plan.records === "truncate")
+        addCounts(tally, await truncatePartition(pool, sql.truncateRecords(policy.runId)));
+      else if (plan.records === "batches")
+        addCounts(
+          tally,
+          await purgeInBatches(pool, sql.records, count.records, batchSize, (a, b) =>
+            sql.recordBatch(a, b, policy.runId),
+          ),
+        );
     }
-    let total = 0;
-    for (;;) {
-      const { rows } = await this.pool.query<{ n: string }>(
-        `WITH doomed AS (
-           SELECT r.id, r.time FROM audit.records r
-           ${range.scope === "content" ? "JOIN audit.contents c ON c.record_id = r.id AND c.time = r.time" : ""}
-           WHERE ${match} LIMIT ${batchSize}
-         ), gone_content AS (
-           DELETE FROM audit.contents c USING doomed d
-           WHERE c.record_id = d.id AND c.time = d.time RETURNING 1
-         ), gone_records AS (
-           ${
-             range.scope === "records"
-               ? "DELETE FROM audit.records r USING doomed d WHERE r.id = d.id AND r.time = d.time RETURNING 1"
-               : "SELECT 1 WHERE false"
-           }
-         )
-         SELECT (SELECT count(*) FROM doomed) AS n`,
-        params,
+    return tally.outcome();
+  }
+
+  /** Days with both partitions (Partitions creates them together). */
+  private async partitionDays(): Promise<number[]> {
+    const { rows } = await this.pool.query<{ parent: string; name: string }>(
+      `SELECT p.relname AS parent, c.relname AS name
+       FROM pg_inherits i
+       JOIN pg_class c ON c.oid = i.inhrelid
+       JOIN pg_class p ON p.oid = i.inhparent
+       JOIN pg_namespace n ON n.oid = p.relnamespace
+       WHERE n.nspname = 'audit' AND p.relname IN ('records', 'contents')`,
+    );
+    const days = (parent: string) =>
+      new Set(rows.filter((r) => r.parent === parent).map((r) => partitionDay(r.name)));
+    const contents = days("contents");
+    return [...days("records")].filter((d): d is number => d !== undefined && contents.has(d));
+  }
+
+  private async count(sql: DayPurgeSql, withHolds: boolean): Promise<DayCount> {
+    const { rows } = await this.pool.query<Record<string, string>>(sql.count());
+    const count: DayCount = {
+      records: 0,
+      doomedRecords: 0,
+      contents: 0,
+      doomedContents: 0,
+      orgs: new Map(),
+      held: [],
+    };
+    for (const r of rows) {
+      const org = { content: +r.content!, metadata: +r.metadata!, receipts: +r.receipts! };
+      count.records += +r.records!;
+      count.contents += +r.contents!;
+      count.doomedRecords += org.metadata + org.receipts;
+      count.doomedContents += org.content + +r.doomed_contents!;
+      if (org.content + org.metadata + org.receipts > 0) count.orgs.set(r.org_id!, org);
+    }
+    if (withHolds) {
+      const held = await this.pool.query<{ hold_id: string; org_id: string; records: string }>(
+        sql.heldCount(),
       );
-      const n = Number(rows[0]!.n);
-      total += n;
-      if (n < batchSize) return total;
+      count.held = held.rows.map((h) => ({
+        holdId: h.hold_id,
+        orgId: h.org_id,
+        records: Number(h.records),
+      }));
     }
+    return count;
+  }
+}
+
+/** What a purge step deleted, per org (the columns of OrgCounts it concerns). */
+export type CountRow = { org_id: string } & Partial<Record<keyof OrgCounts, string>>;
+
+/**
+ * Runs one truncation (DayPurgeSql's truncate statements) in a transaction;
+ * appends and partition upkeep wait meanwhile.
+ */
+export function truncatePartition(pool: Pool, statements: Sql[]): Promise<CountRow[]> {
+  return inTransaction(pool, async (tx) => {
+    await tx.query(`SELECT pg_advisory_xact_lock(${purgeLock})`);
+    await tx.query(`SELECT pg_advisory_xact_lock(${partitionLock})`);
+    let last: CountRow[] = [];
+    for (const statement of statements) last = (await tx.query<CountRow>(statement)).rows;
+    return last;
+  });
+}
+
+/**
+ * Runs `batch` over a partition's heap a range of blocks at a time, each
+ * range holding about `batchSize` of its `rows`, each in its own
+ * transaction. Batches by block range are read by a TID range scan: each
+ * costs its own rows only, where batches of "the next N expired rows" would
+ * each wade again through the rows earlier batches deleted. Blocks added
+ * after the start (late records) wait for the next run.
+ */
+export async function purgeInBatches(
+  pool: Pool,
+  table: string,
+  rows: number,
+  batchSize: number,
+  batch: (fromBlock: number, toBlock: number) => Sql,
+): Promise<CountRow[]> {
+  const size = await pool.query<{ blocks: string }>(
+    "SELECT pg_relation_size($1::regclass) / current_setting('block_size')::int AS blocks",
+    [table],
+  );
+  const blocks = Number(size.rows[0]!.blocks);
+  const step = Math.max(1, Math.floor((batchSize * blocks) / Math.max(rows, 1)));
+  const counted: CountRow[] = [];
+  for (let from = 0; from < blocks; from += step) {
+    const deleted = await inTransaction(pool, async (tx) => {
+      await tx.query(`SELECT pg_advisory_xact_lock(${purgeLock})`);
+      return (await tx.query<CountRow>(batch(from, from + step))).rows;
+    });
+    counted.push(...deleted);
+  }
+  return counted;
+}
+
+function addCounts(tally: PurgeTally, rows: CountRow[]): void {
+  for (const r of rows) {
+    tally.add(r.org_id, {
+      content: Number(r.content ?? 0),
+      metadata: Number(r.metadata ?? 0),
+      receipts: Number(r.receipts ?? 0),
+    });
   }
 }

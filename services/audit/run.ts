@@ -97,7 +97,7 @@ export const auditDefinition: ServiceDefinition = {
         routes: auditRoutes({
           audit,
           reader,
-          purger: new PgAuditPurger(platform.pool),
+          purger: new PgAuditPurger(platform.pool, config.purgeBatch),
           tailPollMs: config.tailPollMs,
         }),
         publicRpcs: [],
