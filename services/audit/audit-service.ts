@@ -7,7 +7,7 @@ import {
   UsageSchema,
   type Checkpoint,
 } from "../../gen/airlock/audit/v1/audit_pb.js";
-import { callerKey } from "../kit/caller.js";
+import { callerKey, isService } from "../kit/caller.js";
 import { denied, invalid, notFound, unauthenticated } from "../kit/errors.js";
 import type { Audit } from "./audit.js";
 import type { CheckpointData } from "./checkpoint.js";
@@ -170,8 +170,7 @@ export function auditService(deps: AuditServiceDeps): ServiceImpl<typeof AuditSe
     },
 
     async purge(req, ctx) {
-      const who = caller(ctx);
-      if (who.kind !== "service" || who.service !== "retention")
+      if (!isService(caller(ctx), "retention"))
         throw denied("only the retention service purges the audit log");
       const outcome = await deps.purger.purge(purgePolicy(req));
       return {
