@@ -242,7 +242,7 @@ test.serial(
     const dead = await admin.createToken({ principalId: a.agentId, ttl: durationFromMs(day) });
     await admin.revokeToken({ tokenId: dead.tokenInfo!.id });
 
-    const before = { a: await withContent(a.orgId, 29), b: await recordsOf(b.orgId, 59) };
+    const before = { a: await withContent(a.orgId, 30), b: await recordsOf(b.orgId, 60) };
     const dry = (await retention(a.adminToken).run({ dryRun: true })).run!;
     t.true(dry.dryRun);
     t.is(dry.status, RunStatus.SUCCEEDED);
@@ -259,8 +259,8 @@ test.serial(
       [a.orgId],
       "a principal sees only its org's part",
     );
-    t.is(await withContent(a.orgId, 29), before.a, "a dry run deletes nothing");
-    t.is(await recordsOf(b.orgId, 59), before.b);
+    t.is(await withContent(a.orgId, 30), before.a, "a dry run deletes nothing");
+    t.is(await recordsOf(b.orgId, 60), before.b);
 
     const dryB = (await retention(b.token).run({ dryRun: true })).run!;
     t.deepEqual(counts(dryB, b.orgId), {
@@ -281,11 +281,11 @@ test.serial(
     const seenByB = (await retention(b.token).getRun({ runId: real.runId })).run!;
     t.deepEqual(counts(seenByB, b.orgId), counts(dryB, b.orgId));
 
-    t.is(await withContent(a.orgId, 29), 10, "only the held records keep their content");
-    t.is(await recordsOf(a.orgId, 29), 122, "metadata is kept");
-    t.is(await recordsOf(b.orgId, 59), 0, "org B's metadata past 60 days is gone");
-    t.is(await withContent(b.orgId, 29), 0);
-    t.is(await recordsOf(b.orgId, 29), 30);
+    t.is(await withContent(a.orgId, 30), 10, "only the held records keep their content");
+    t.is(await recordsOf(a.orgId, 30), 122, "metadata is kept");
+    t.is(await recordsOf(b.orgId, 60), 0, "org B's metadata past 60 days is gone");
+    t.is(await withContent(b.orgId, 30), 0);
+    t.is(await recordsOf(b.orgId, 30), 30);
 
     const receipt = await receiptOf(a.adminToken, real.runId);
     t.like(receipt.attributes, {
@@ -349,7 +349,7 @@ test.serial("once the hold is released, the next run removes what it kept", asyn
   t.is((await asA.listHolds({ includeReleased: true })).holds.length, 1);
   const run = (await asA.run({})).run!;
   t.deepEqual(counts(run, a.orgId), { content: 10, metadata: 0, receipts: 0, held: [], tokens: 0 });
-  t.is(await withContent(a.orgId, 29), 0);
+  t.is(await withContent(a.orgId, 30), 0);
   t.true((await audit(a.adminToken).verify({})).ok);
   const runs = await asA.listRuns({ pageSize: 2 });
   t.is(runs.runs[0]!.runId, run.runId, "newest first");
