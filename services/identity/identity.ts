@@ -1,4 +1,4 @@
-import type { AuditEvent } from "../kit/audit-events.js";
+import { auditEvent, type AuditEvent } from "../kit/audit-events.js";
 import { denied, invalid, notFound, precondition, unauthenticated } from "../kit/errors.js";
 import { newId } from "../kit/ids.js";
 import type { Logger } from "../kit/log.js";
@@ -126,7 +126,7 @@ export class Identity {
       const existing = email ? await this.deps.store.findUnlinkedUser(org.id, email) : undefined;
       if (existing) {
         await this.deps.store.recordSignIn(existing.id, link, claims.groups, {
-          ...event("identity.principal", "linked", org.id, existing.id, existing.id),
+          ...auditEvent("identity.principal", "linked", org.id, existing.id, existing.id),
           attributes: { issuer: claims.issuer },
         });
         user = existing;
@@ -150,7 +150,7 @@ export class Identity {
             oidc: link,
           },
           {
-            ...event("identity.principal", "created", org.id, id, id),
+            ...auditEvent("identity.principal", "created", org.id, id, id),
             attributes: { kind: "user", roles, via: "oidc" },
           },
         );
@@ -235,7 +235,7 @@ export class Identity {
     if (!token) throw notFound("no such token");
     await this.visiblePrincipal(actor, token.principalId, "no such token");
     const revoked = await this.deps.store.revokeToken(token.id, new Date(this.now()), {
-      ...event("identity.token", "revoked", token.orgId, actor.id, token.id),
+      ...auditEvent("identity.token", "revoked", token.orgId, actor.id, token.id),
       attributes: { principal_id: token.principalId },
     });
     // Postgres is the truth and says revoked; the cache entry goes, and every replica hears of it.
@@ -313,7 +313,7 @@ export class Identity {
       throw invalid("workspace and repositories bind agents only");
     }
     return this.deps.store.createPrincipal(principal, {
-      ...event("identity.principal", "created", actor.orgId, actor.id, id),
+      ...auditEvent("identity.principal", "created", actor.orgId, actor.id, id),
       attributes: { kind: request.kind, roles, owner_id: ownerId ?? "" },
     });
   }
@@ -350,11 +350,11 @@ export class Identity {
     );
     const done = await this.deps.store.bootstrap(org, admin, token, [
       {
-        ...event("identity.org", "created", org.id, "anonymous", org.id),
+        ...auditEvent("identity.org", "created", org.id, "anonymous", org.id),
         attributes: { name: org.name, via: "bootstrap" },
       },
       {
-        ...event("identity.principal", "created", org.id, "anonymous", adminId),
+        ...auditEvent("identity.principal", "created", org.id, "anonymous", adminId),
         attributes: { kind: "user", roles: admin.roles, via: "bootstrap" },
       },
       tokenCreated(org.id, "anonymous", minted.id, "api", adminId, token.scopes),
@@ -407,16 +407,6 @@ export class Identity {
   }
 }
 
-function event(
-  kind: string,
-  action: string,
-  orgId: string,
-  actor: string,
-  subject: string,
-): AuditEvent {
-  return { kind, action, orgId, actor, subject, attributes: {} };
-}
-
 function tokenCreated(
   orgId: string,
   actor: string,
@@ -426,7 +416,7 @@ function tokenCreated(
   scopes: readonly string[] = [],
 ): AuditEvent {
   return {
-    ...event("identity.token", "created", orgId, actor, tokenId),
+    ...auditEvent("identity.token", "created", orgId, actor, tokenId),
     attributes: { principal_id: principalId, token_kind: tokenKind, scopes },
   };
 }

@@ -18,6 +18,18 @@ export interface AuditEvent {
   attributes: Record<string, string | number | boolean | readonly string[]>;
 }
 
+/** An event; `attributes` empty unless given. */
+export function auditEvent(
+  kind: string,
+  action: string,
+  orgId: string,
+  actor: string,
+  subject: string,
+  attributes: AuditEvent["attributes"] = {},
+): AuditEvent {
+  return { kind, action, orgId, actor, subject, attributes };
+}
+
 /**
  * Where services hand audit events. The identity service writes them in the
  * same transaction as the change itself (an outbox), so a change without its

@@ -1,5 +1,5 @@
 import type { CheckRequest, CheckResponse } from "../../gen/airlock/policy/v1/policy_pb.js";
-import type { AuditEvent } from "../kit/audit-events.js";
+import { auditEvent } from "../kit/audit-events.js";
 import type { Caller, PrincipalCaller } from "../kit/caller.js";
 import { denied, invalid, notFound, unauthenticated } from "../kit/errors.js";
 import { newId } from "../kit/ids.js";
@@ -67,7 +67,7 @@ export class Retention {
         const problem = ruleSetProblem({ ...rules, [dataClass]: days });
         if (problem) throw invalid(problem);
       },
-      event("retention.rule", "set", orgId, who.principal.id, dataClass, {
+      auditEvent("retention.rule", "set", orgId, who.principal.id, dataClass, {
         data_class: dataClass,
         duration: formatRetention(days),
       }),
@@ -103,7 +103,7 @@ export class Retention {
         reason,
         placedBy: who.principal.id,
       },
-      event("retention.hold", "placed", orgId, who.principal.id, id, {
+      auditEvent("retention.hold", "placed", orgId, who.principal.id, id, {
         case_id: caseId,
         reason,
         principal_ids: hold.principalIds,
@@ -126,7 +126,7 @@ export class Retention {
       orgId,
       holdId,
       { by: who.principal.id, reason: reason.trim() },
-      event("retention.hold", "released", orgId, who.principal.id, holdId, {
+      auditEvent("retention.hold", "released", orgId, who.principal.id, holdId, {
         reason: reason.trim(),
       }),
     );
@@ -200,15 +200,4 @@ function ownPart(run: Run, orgId: string): Run {
   return run.report
     ? { ...run, report: { ...run.report, orgs: run.report.orgs.filter((o) => o.orgId === orgId) } }
     : run;
-}
-
-function event(
-  kind: string,
-  action: string,
-  orgId: string,
-  actor: string,
-  subject: string,
-  attributes: AuditEvent["attributes"],
-): AuditEvent {
-  return { kind, action, orgId, actor, subject, attributes };
 }
