@@ -14,7 +14,7 @@ import {
 } from "../gen/airlock/audit/v1/audit_pb.js";
 import { PolicyService } from "../gen/airlock/policy/v1/policy_pb.js";
 import { auditDefinition } from "../services/audit/run.js";
-import { dayName } from "../services/audit/partitions.js";
+import { dayMs, dayName } from "../services/audit/partitions.js";
 import { starterBundle } from "../services/cli/policy-commands.js";
 import { identityDefinition } from "../services/identity/run.js";
 import { serviceCredentialInterceptor } from "../services/kit/auth.js";
@@ -29,7 +29,6 @@ import { insertOrg } from "./support/orgs.js";
 import { runCli } from "./support/process.js";
 import { startServices, type Harness } from "./support/runtime.js";
 
-const dayMs = 86_400_000;
 const today = Math.floor(Date.now() / dayMs);
 /** Noon (UTC) `d` days ago: a day's records stay inside its partition. */
 const noon = (d: number) => (today - d) * dayMs + dayMs / 2;

@@ -1,5 +1,5 @@
 import { inTransaction, type Pool } from "../kit/pg.js";
-import { partitionDay, partitionLock } from "./partitions.js";
+import { partitionDay } from "./partitions.js";
 import {
   daysToExamine,
   holdsOn,
@@ -123,13 +123,12 @@ export class PgAuditPurger {
 export type CountRow = { org_id: string } & Partial<Record<keyof OrgCounts, string>>;
 
 /**
- * Runs one truncation (DayPurgeSql's truncate statements) in a transaction;
- * appends and partition upkeep wait meanwhile.
+ * Runs one truncation (DayPurgeSql's truncate statements, which take the
+ * partition lock for the truncation itself) in a transaction.
  */
 export function truncatePartition(pool: Pool, statements: Sql[]): Promise<CountRow[]> {
   return inTransaction(pool, async (tx) => {
     await tx.query(`SELECT pg_advisory_xact_lock(${purgeLock})`);
-    await tx.query(`SELECT pg_advisory_xact_lock(${partitionLock})`);
     let last: CountRow[] = [];
     for (const statement of statements) last = (await tx.query<CountRow>(statement)).rows;
     return last;

@@ -1,4 +1,4 @@
-import { dayName } from "./partitions.js";
+import { dayName, partitionLock } from "./partitions.js";
 import type { Hold, PurgePolicy } from "./purge-policy.js";
 
 /** A statement and its parameters. */
@@ -220,11 +220,7 @@ export class DayPurgeSql {
           WHERE ${this.f.contentGoes}`,
         values: this.values,
       },
-      ...this.truncateKeeping(this.contents, {
-        text: `INSERT INTO purge_keep SELECT x.* FROM ${this.contents} x
-          WHERE NOT EXISTS (SELECT 1 FROM purge_gone g WHERE g.record_id = x.record_id AND g.time = x.time)`,
-        values: [],
-      }),
+      ...this.truncateKeeping(this.contents, "x", "g.record_id = x.record_id AND g.time = x.time"),
       sql(
         `SELECT org_id, count(*) FILTER (WHERE NOT whole) AS content FROM purge_gone GROUP BY org_id`,
       ),
@@ -251,22 +247,25 @@ export class DayPurgeSql {
       sql(
         `DELETE FROM ${this.contents} x USING purge_gone g WHERE x.record_id = g.id AND x.time = g.time`,
       ),
-      ...this.truncateKeeping(this.records, {
-        text: `WITH ${prelude}
-          INSERT INTO purge_keep SELECT r.* FROM ${this.classified} WHERE NOT ${this.f.doomed}`,
-        values: this.values,
-      }),
+      ...this.truncateKeeping(this.records, "r", "g.id = r.id AND g.time = r.time"),
       sql(`SELECT org_id, count(*) FILTER (WHERE NOT receipt) AS metadata,
              count(*) FILTER (WHERE receipt) AS receipts
            FROM purge_gone GROUP BY org_id`),
     ];
   }
 
-  /** Empties `table` but for the rows `keep` copies into purge_keep, which go back. */
-  private truncateKeeping(table: string, keep: Sql): Sql[] {
+  /**
+   * Empties `table` but for the rows not in purge_gone, which are copied
+   * aside and back. Only this part holds the partition lock (appends wait):
+   * the classification before it may miss a late record stored meanwhile,
+   * which is then simply not in purge_gone and stays.
+   */
+  private truncateKeeping(table: string, alias: string, gone: string): Sql[] {
     return [
+      sql(`SELECT pg_advisory_xact_lock(${partitionLock})`),
       sql(`CREATE TEMP TABLE purge_keep (LIKE ${table}) ON COMMIT DROP`),
-      keep,
+      sql(`INSERT INTO purge_keep SELECT ${alias}.* FROM ${table} ${alias}
+           WHERE NOT EXISTS (SELECT 1 FROM purge_gone g WHERE ${gone})`),
       sql(`TRUNCATE ${table}`),
       sql(`INSERT INTO ${table} SELECT * FROM purge_keep`),
     ];
