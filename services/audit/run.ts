@@ -101,6 +101,7 @@ export const auditDefinition: ServiceDefinition = {
           tailPollMs: config.tailPollMs,
         }),
         publicRpcs: [],
+        dependsOn: ["identity", "policy"],
       };
     };
   },

@@ -21,7 +21,7 @@ import { generateServiceSecret, ServiceCredentials } from "./service-credentials
 import type { Platform, ServiceDefinition, ServiceModule } from "./service-module.js";
 import { MemoryCache, RedisCache, type SharedCache } from "./shared-cache.js";
 import { startServer, type RunningServer } from "./server.js";
-import { Health } from "../../gen/grpc/health/v1/health_pb.js";
+import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import {
   IdentityService,
   type AuthenticateResponse,
@@ -123,6 +123,10 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       readiness: [
         { name: "postgres", check: () => pool.query("SELECT 1") },
         { name: config.redisUrl ? "redis" : "in-process cache", check: () => cache.ping() },
+        ...remoteDependencies([...modules.values()], hosted).map((name) => ({
+          name,
+          check: () => peerServing(peer(name)),
+        })),
       ],
       health,
       registry,
@@ -140,6 +144,19 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     await lifecycle.stop();
     throw err;
   }
+}
+
+/** The services the hosted ones depend on that run in other processes. */
+function remoteDependencies(modules: readonly ServiceModule[], hosted: readonly string[]) {
+  const names = new Set(modules.flatMap((m) => m.dependsOn ?? []));
+  return [...names].filter((name) => !hosted.includes(name));
+}
+
+/** Throws unless the peer's health service says it serves. */
+async function peerServing(transport: Transport): Promise<void> {
+  const { status } = await createClient(Health, transport).check({ service: "" });
+  if (status !== HealthCheckResponse_ServingStatus.SERVING)
+    throw new Error(`not serving (${HealthCheckResponse_ServingStatus[status]})`);
 }
 
 /** For a process without identity: principals' tokens are resolved by the identity service. */

@@ -40,6 +40,12 @@ export interface ServiceModule {
   publicRpcs: readonly string[];
   /** Other ports the service listens on, by name (the proxy's `llm`). */
   endpoints?: Record<string, string>;
+  /**
+   * Services it cannot serve without. Where they run in another process,
+   * `/readyz` asks them too, so a service is ready only when they answer.
+   * The proxy does not name audit: its spool keeps calls going without it.
+   */
+  dependsOn?: readonly string[];
   /** Set by identity: how tokens of principals are resolved in its own process. */
   authenticate?: (token: string) => Promise<AuthenticateResponse>;
 }

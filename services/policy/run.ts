@@ -37,6 +37,7 @@ export const policyDefinition: ServiceDefinition = {
         serviceNames: [PolicyService.typeName],
         routes: policyRoutes(new Policy({ store, engine, subjects })),
         publicRpcs: [],
+        dependsOn: ["identity"],
       };
     };
   },

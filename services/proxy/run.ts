@@ -105,6 +105,7 @@ export const proxyDefinition: ServiceDefinition = {
         routes: (router) =>
           router.service(ProxyService, proxyService({ routing: config.routing, upstreams, check })),
         publicRpcs: [],
+        dependsOn: ["identity", "policy"],
         endpoints: { llm: listener.url },
       };
     };

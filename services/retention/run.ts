@@ -51,6 +51,7 @@ export const retentionDefinition: ServiceDefinition = {
           new Retention({ store, runner, config, check: (r) => decisions.check(r) }),
         ),
         publicRpcs: [],
+        dependsOn: ["identity", "policy", "audit"],
       };
     };
   },
