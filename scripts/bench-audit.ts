@@ -65,10 +65,12 @@ function record(orgId: string, timeMs: number) {
     usage: create(UsageSchema, { inputTokens: 1200n, outputTokens: 300n, cacheReadTokens: 800n }),
     latencyMs: 900n,
     attributes: { httpStatus: 200, stream: true, attempts: 1 },
-    content: {
-      body: { model: models[n % 5]!, messages: [{ role: "user", content: prompt }] },
-      text: answer,
-    },
+    contentJson: Buffer.from(
+      JSON.stringify({
+        body: { model: models[n % 5]!, messages: [{ role: "user", content: prompt }] },
+        text: answer,
+      }),
+    ),
   });
 }
 

@@ -35,8 +35,7 @@ export function incomingRecord(r: AuditRecord, index: number): IncomingRecord {
     throw invalid(`${where}.kind: expected a dotted lowercase name like llm.request`);
   if (!r.time) throw invalid(`${where}.time: required`);
   if (!r.orgId) throw invalid(`${where}.org_id: required`);
-  const hasContent = r.content !== undefined && Object.keys(r.content).length > 0;
-  const content = hasContent ? canonicalJson(r.content) : undefined;
+  const content = contentText(r, where);
   const usage = r.usage;
   const meta: RecordMeta = {
     id: r.id,
@@ -68,6 +67,30 @@ export function incomingRecord(r: AuditRecord, index: number): IncomingRecord {
     contentSha256: content === undefined ? "" : sha256Hex(content),
   };
   return { meta, digest: metaDigest(meta), content };
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * The content as stored and hashed: content_json exactly as sent, once it
+ * is known to be UTF-8 text of a JSON object (which also keeps NUL out:
+ * JSON has it only escaped).
+ */
+function contentText(r: AuditRecord, where: string): string | undefined {
+  if (r.content !== undefined && Object.keys(r.content).length > 0)
+    throw invalid(`${where}.content: writers send content as content_json`);
+  if (r.contentJson.length === 0) return undefined;
+  let text: string;
+  let parsed: unknown;
+  try {
+    text = utf8.decode(r.contentJson);
+    parsed = JSON.parse(text);
+  } catch {
+    throw invalid(`${where}.content_json: expected the UTF-8 text of a JSON object`);
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed))
+    throw invalid(`${where}.content_json: expected a JSON object`);
+  return text;
 }
 
 function clean(text: string): string {

@@ -39,7 +39,7 @@ function exportLines(count: number, every: number, signer = key): string[] {
         model: "gpt-4.1-mini",
         usage: create(UsageSchema, { inputTokens: 10n, outputTokens: 5n }),
         attributes: { httpStatus: 200 },
-        content: { text: `answer ${i}` },
+        contentJson: Buffer.from(JSON.stringify({ text: `answer ${i}` })),
       }),
       i,
     ),

@@ -3,7 +3,8 @@ import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { RecordSchema } from "../../gen/airlock/audit/v1/audit_pb.js";
 import { auditRecord } from "./audit-record.js";
-import type { CallContext, LlmRequestRecord, LlmResponseRecord } from "./records.js";
+import type { CallContext, LlmRecord, LlmRequestRecord, LlmResponseRecord } from "./records.js";
+import { parseSpoolLine, spoolLine } from "./spool-line.js";
 
 const context: CallContext = {
   id: "0b6f1c8e-4a55-4d0e-9f6e-2a1c3b4d5e6f",
@@ -26,6 +27,7 @@ const request: LlmRequestRecord = {
   kind: "llm.request",
   time: "2025-01-02T03:04:05.678Z",
   removedTools: ["delete_repo"],
+  toolNames: ["get_weather"],
   content: {
     body: {
       model: "gpt-4o",
@@ -62,12 +64,26 @@ const response: LlmResponseRecord = {
   },
 };
 
-/** What the audit service receives: the record after the wire. */
-const sent = (r: ReturnType<typeof auditRecord>) =>
-  fromBinary(RecordSchema, toBinary(RecordSchema, r));
+/** What the audit service receives: the record spooled, read back, sent over the wire. */
+const sent = (r: LlmRecord) =>
+  fromBinary(
+    RecordSchema,
+    toBinary(RecordSchema, auditRecord(parseSpoolLine(spoolLine(r).trimEnd()))),
+  );
+
+/** The content as audit stores it. */
+const contentOf = (r: ReturnType<typeof sent>) =>
+  JSON.parse(Buffer.from(r.contentJson).toString("utf8")) as unknown;
+
+/** A line as an earlier version spooled it: one JSON object, no tool names on requests. */
+const legacy = (r: LlmRecord) => {
+  const old: Partial<LlmRecord> = { ...r };
+  if (old.kind === "llm.request") delete old.toolNames;
+  return auditRecord(parseSpoolLine(JSON.stringify(old)));
+};
 
 test("a request record: its own id, who and what, the tools sent upstream, the body as content", (t) => {
-  const r = sent(auditRecord(request));
+  const r = sent(request);
   t.is(r.id, `${context.id}.request`);
   t.is(r.interceptionId, context.id);
   t.is(r.kind, "llm.request");
@@ -90,14 +106,14 @@ test("a request record: its own id, who and what, the tools sent upstream, the b
     stream: true,
     removedTools: ["delete_repo"],
   });
-  t.deepEqual(r.content, { body: request.content.body });
+  t.deepEqual(contentOf(r), { body: request.content.body });
 });
 
 test("a response record: its own id, status, usage, latency, tool calls and the answer as content", (t) => {
-  const r = sent(auditRecord(response));
+  const r = sent(response);
   t.is(r.id, `${context.id}.response`);
   t.is(r.interceptionId, context.id);
-  t.not(r.id, auditRecord(request).id);
+  t.not(r.id, sent(request).id);
   t.is(r.kind, "llm.response");
   t.is(r.status, "ok");
   t.deepEqual(r.toolNames, ["get_weather"]);
@@ -117,22 +133,26 @@ test("a response record: its own id, status, usage, latency, tool calls and the 
     stopReason: "tool_calls",
     error: "",
   });
-  t.deepEqual(r.content, {
+  t.deepEqual(contentOf(r), {
     text: "Let me look.",
     reasoning: "",
     toolCalls: [{ id: "call_1", name: "get_weather", arguments: '{"city":"Paris"}' }],
   });
 });
 
-test("tool names of a request follow each API's shape; a request without tools names none", (t) => {
-  const anthropic = auditRecord({
+test("a line an earlier version spooled ships the same: content kept, tool names from each API's shape", (t) => {
+  const r = legacy(request);
+  t.deepEqual(r.toolNames, ["get_weather"]);
+  t.deepEqual(JSON.parse(Buffer.from(r.contentJson).toString("utf8")), request.content);
+  t.deepEqual(legacy(response).toolNames, response.toolNames);
+  const anthropic = legacy({
     ...request,
     api: "anthropic",
     endpoint: "messages",
     content: { body: { model: "claude", tools: [{ name: "bash" }, { name: "edit" }] } },
   });
   t.deepEqual(anthropic.toolNames, ["bash", "edit"]);
-  const responses = auditRecord({
+  const responses = legacy({
     ...request,
     endpoint: "responses",
     content: {
@@ -145,24 +165,22 @@ test("tool names of a request follow each API's shape; a request without tools n
     },
   });
   t.deepEqual(responses.toolNames, ["f", "mcp.gh"]);
-  t.deepEqual(auditRecord({ ...request, content: { body: { model: "gpt-4o" } } }).toolNames, []);
+  t.deepEqual(legacy({ ...request, content: { body: { model: "gpt-4o" } } }).toolNames, []);
 });
 
 test("a response that never reached the client keeps ttfb -1 and its error", (t) => {
-  const r = sent(
-    auditRecord({
-      ...response,
-      status: "error",
-      httpStatus: 502,
-      ttfbMs: -1,
-      error: "the upstream could not be reached",
-      toolNames: [],
-      content: { text: "", reasoning: "", toolCalls: [] },
-    }),
-  );
+  const r = sent({
+    ...response,
+    status: "error",
+    httpStatus: 502,
+    ttfbMs: -1,
+    error: "the upstream could not be reached",
+    toolNames: [],
+    content: { text: "", reasoning: "", toolCalls: [] },
+  });
   t.is(r.status, "error");
   t.is(r.attributes!.ttfbMs, -1);
   t.is(r.attributes!.httpStatus, 502);
   t.is(r.attributes!.error, "the upstream could not be reached");
-  t.deepEqual(r.content, { text: "", reasoning: "", toolCalls: [] });
+  t.deepEqual(contentOf(r), { text: "", reasoning: "", toolCalls: [] });
 });

@@ -129,6 +129,7 @@ export class LlmProxy {
         kind: "llm.request",
         time: new Date().toISOString(),
         removedTools: [...removed],
+        toolNames: offeredTools(spec.endpoint, json),
         content: { body: json },
       })
       .catch((err: unknown) => {

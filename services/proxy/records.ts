@@ -32,6 +32,8 @@ export interface LlmRequestRecord extends CallContext {
   time: string;
   /** Tools the caller offered that policy does not let it use: removed before the request left. */
   removedTools: string[];
+  /** Tools the request offered upstream (after the removals). */
+  toolNames: string[];
   content: { body: unknown };
 }
 

@@ -8,6 +8,7 @@ import { AuditService, type Record as AuditRecord } from "../../gen/airlock/audi
 import { requestRecord, responseRecord } from "../../test/support/llm-records.js";
 import { createLogger } from "../kit/log.js";
 import { Shipper, type ShipperOptions } from "./shipper.js";
+import { parseSpoolLine } from "./spool-line.js";
 import { Spool } from "./spool.js";
 
 const log = createLogger({ service: "test", level: "silent" });
@@ -173,7 +174,7 @@ test("a record audit refuses as invalid is set aside, and the records around it 
   t.deepEqual([...audit.stored.keys()], ["a.request", "b.request"]);
   const aside = (await readFile(join(dir, "rejected.jsonl"), "utf8")).trim().split("\n");
   t.is(aside.length, 1);
-  t.is((JSON.parse(aside[0]!) as { id: string }).id, "bad");
+  t.is(parseSpoolLine(aside[0]!).meta.id, "bad");
   t.is(await metric("airlock_audit_records_rejected_total"), 1);
 });
 

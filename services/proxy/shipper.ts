@@ -4,9 +4,9 @@ import type { Registry } from "prom-client";
 import type { AuditService, Record as AuditRecord } from "../../gen/airlock/audit/v1/audit_pb.js";
 import type { Logger } from "../kit/log.js";
 import { auditRecord } from "./audit-record.js";
-import type { LlmRecord } from "./records.js";
 import { readLines } from "./segment-reader.js";
 import { shipperMetrics, type ShipperMetrics } from "./shipper-metrics.js";
+import { parseSpoolLine } from "./spool-line.js";
 import type { Spool } from "./spool.js";
 
 export interface ShipperOptions {
@@ -211,7 +211,7 @@ export class Shipper {
         };
         for (const line of read.lines) {
           try {
-            batch.records.push(auditRecord(JSON.parse(line) as LlmRecord));
+            batch.records.push(auditRecord(parseSpoolLine(line)));
             batch.sources.push(line);
           } catch {
             batch.unreadable.push(line);

@@ -5,7 +5,7 @@ import { syncBuiltinESMExports } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger } from "../kit/log.js";
-import type { LlmRecord } from "./records.js";
+import { parseSpoolLine } from "./spool-line.js";
 import { Spool, SpoolFullError, type SpoolOptions } from "./spool.js";
 import { requestRecord, responseRecord } from "../../test/support/llm-records.js";
 
@@ -36,7 +36,10 @@ const linesOf = async (path: string) =>
   (await readFile(path, "utf8"))
     .split("\n")
     .filter(Boolean)
-    .map((l) => JSON.parse(l) as LlmRecord);
+    .map((l) => {
+      const { meta, contentJson } = parseSpoolLine(l);
+      return { ...meta, content: JSON.parse(contentJson) as unknown };
+    });
 
 type Fdatasync = (fd: number, cb: fs.NoParamCallback) => void;
 
@@ -54,7 +57,7 @@ function patchFdatasync(
   });
 }
 
-test("a record is in its segment file, as one JSON line, when record() resolves", async (t) => {
+test("a record is in its segment file, as one line (metadata, tab, content), when record() resolves", async (t) => {
   const { spool } = await openSpool(t);
   const records = [requestRecord("a"), responseRecord("a"), requestRecord("b")];
   // Made in one turn: they leave in one write, in order.

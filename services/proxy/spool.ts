@@ -5,6 +5,7 @@ import type { Logger } from "../kit/log.js";
 import { GroupSync, type SyncedFile, type SyncMode } from "./group-sync.js";
 import type { LlmRecord, Recorder } from "./records.js";
 import { countLines } from "./segment-reader.js";
+import { spoolLine } from "./spool-line.js";
 
 export interface SpoolOptions {
   dir: string;
@@ -116,7 +117,7 @@ export class Spool implements Recorder {
 
   record(record: LlmRecord): Promise<void> {
     if (this.closed) return Promise.reject(new Error("the spool is closed"));
-    const line = JSON.stringify(record) + "\n";
+    const line = spoolLine(record);
     return new Promise((resolve, reject) => {
       this.pending.push({
         line,

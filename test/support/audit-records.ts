@@ -47,6 +47,6 @@ export function llmResponse(
     }),
     latencyMs: 12n,
     attributes: { httpStatus: 200, stream: false },
-    content: { text, reasoning: "", toolCalls: [] },
+    contentJson: Buffer.from(JSON.stringify({ text, reasoning: "", toolCalls: [] })),
   });
 }

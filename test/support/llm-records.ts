@@ -27,6 +27,7 @@ export function requestRecord(id: string, text = "hello"): LlmRequestRecord {
     kind: "llm.request",
     time: new Date().toISOString(),
     removedTools: [],
+    toolNames: [],
     content: { body: { model: "gpt-4o", messages: [{ role: "user", content: text }] } },
   };
 }

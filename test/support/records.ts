@@ -45,6 +45,7 @@ function llmRecord(r: AuditRecord): LlmRecord {
       kind: "llm.request",
       time,
       removedTools: a.removedTools as string[],
+      toolNames: r.toolNames,
       content: { body: c.body },
     };
   }
