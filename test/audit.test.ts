@@ -74,6 +74,36 @@ test.serial("Append is idempotent on record id and Query returns the newest firs
   t.is(page.records[0]!.usage!.inputTokens, 10n);
 });
 
+test.serial(
+  "Append refuses content that is not the UTF-8 text of a JSON object, naming the record",
+  async (t) => {
+    const refused = async (patch: Partial<ReturnType<typeof llmResponse>>) => {
+      const err = await t.throwsAsync(
+        asService().append({
+          records: [llmResponse(org.orgId), { ...llmResponse(org.orgId), ...patch }],
+        }),
+      );
+      return err.message;
+    };
+    t.regex(
+      await refused({ contentJson: Buffer.from("{not json") }),
+      /records\[1\]\.content_json: expected the UTF-8 text of a JSON object/,
+    );
+    t.regex(
+      await refused({ contentJson: Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x7d]) }),
+      /records\[1\]\.content_json/,
+    );
+    t.regex(
+      await refused({ contentJson: Buffer.from("[1,2]") }),
+      /records\[1\]\.content_json: expected a JSON object/,
+    );
+    t.regex(
+      await refused({ content: { text: "hi" } }),
+      /records\[1\]\.content: writers send content as content_json/,
+    );
+  },
+);
+
 test.serial("a principal can never append, only services", async (t) => {
   t.is(
     await code(as(org.adminToken).append({ records: [llmResponse(org.orgId)] })),
@@ -123,7 +153,11 @@ test.serial(
     t.is(await code(as(org.agentToken).query({})), Code.PermissionDenied);
 
     const full = await as(contentAuditor).query({ sessionId: "ses_content", includeContent: true });
-    t.deepEqual(full.records[0]!.content, record.content);
+    t.deepEqual(
+      full.records[0]!.content,
+      JSON.parse(Buffer.from(record.contentJson).toString("utf8")),
+      "the content as it was appended",
+    );
     const reads = await as(auditor).query({ kinds: ["audit.read"] });
     const read = reads.records.find((r) => r.subject === record.id);
     t.truthy(read, "reading content left an audit.read record");
