@@ -10,7 +10,10 @@
  * beside `airlock serve identity policy audit`; CPU and RSS are the proxy
  * process's. BENCH_MODE=all-in-one runs `airlock serve`, every service in
  * one process, so that process also stores each record in the audit log
- * (hash chain, Postgres) on the same cores.
+ * (hash chain, Postgres) on the same cores. BENCH_MODE=spool-only is split
+ * without AIRLOCK_AUDIT_URL on the proxy: every record is written to the
+ * spool (the call waits for its request record as always) but none is
+ * shipped, which tells the spool's cost from the shipping's and audit's.
  *
  *   npm run bench:proxy
  *   BENCH_SECONDS=10 BENCH_CONCURRENCY=32 BENCH_MODE=all-in-one npm run bench:proxy
@@ -39,18 +42,20 @@ const shared = {
   AIRLOCK_OPENAI_API_KEY: "sk-bench",
   AIRLOCK_ANTHROPIC_BASE_URL: fake.url,
 };
+if (!["split", "all-in-one", "spool-only"].includes(mode))
+  throw new Error(`BENCH_MODE=${mode}: expected split, all-in-one or spool-only`);
 const core =
-  mode === "split"
-    ? await spawnAirlock(["serve", "identity", "policy", "audit"], shared)
-    : undefined;
+  mode === "all-in-one"
+    ? undefined
+    : await spawnAirlock(["serve", "identity", "policy", "audit"], shared);
 const server = await spawnAirlock(
-  mode === "split" ? ["serve", "proxy"] : ["serve"],
+  core ? ["serve", "proxy"] : ["serve"],
   core
     ? {
         ...shared,
         AIRLOCK_IDENTITY_URL: core.url,
         AIRLOCK_POLICY_URL: core.url,
-        AIRLOCK_AUDIT_URL: core.url,
+        ...(mode === "split" && { AIRLOCK_AUDIT_URL: core.url }),
       }
     : shared,
 );
