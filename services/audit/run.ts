@@ -2,8 +2,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { AuditService } from "../../gen/airlock/audit/v1/audit_pb.js";
 import { startDecisionCache } from "../kit/decision-cache.js";
-import { migrate } from "../kit/pg.js";
-import type { ServiceDefinition } from "../kit/service-module.js";
+import { ConfigError } from "../kit/config.js";
+import { createPool, migrate, type Pool } from "../kit/pg.js";
+import type { Platform, ServiceDefinition } from "../kit/service-module.js";
 import { Audit } from "./audit.js";
 import { copyRows, insertRows } from "./copy.js";
 import { publicKeysFromPem } from "./checkpoint.js";
@@ -13,6 +14,7 @@ import { Partitions } from "./partitions.js";
 import { PgAuditPurger } from "./pg-purge.js";
 import { PgAuditReader } from "./pg-reader.js";
 import { PgAuditWriter } from "./pg-store.js";
+import { restrictServingRole } from "./roles.js";
 import { auditRoutes } from "./routes.js";
 import { loadSigningKey, registerSigningKey } from "./signing-key.js";
 import { readExportConfig } from "./export/config.js";
@@ -31,13 +33,18 @@ export const auditDefinition: ServiceDefinition = {
     const exportConfig = readExportConfig(env);
     return async (platform) => {
       const log = platform.log.child({ component: "audit" });
-      await migrate(platform.pool, "audit", migrations, log);
+      const owner = await ownerPool(config.ownerDatabaseUrl, platform);
+      await migrate(owner, "audit", migrations, log);
+      if (owner !== platform.pool) {
+        await restrictServingRole(owner, platform.pool);
+        log.info("audit: the serving role reads and appends; deletes and DDL run as the owner");
+      }
       const key = await loadSigningKey(
         config.signingKeyFile,
         join(platform.dataDir, "keys", "audit-signing-key.pem"),
       );
       await registerSigningKey(platform.pool, key);
-      const partitions = new Partitions(platform.pool);
+      const partitions = new Partitions(owner);
       await partitions.ensureAhead(Date.now(), config.partitionDaysAhead);
       const writer = new PgAuditWriter(
         platform.pool,
@@ -97,7 +104,7 @@ export const auditDefinition: ServiceDefinition = {
         routes: auditRoutes({
           audit,
           reader,
-          purger: new PgAuditPurger(platform.pool, config.purgeBatch),
+          purger: new PgAuditPurger(owner, config.purgeBatch),
           tailPollMs: config.tailPollMs,
         }),
         publicRpcs: [],
@@ -106,3 +113,16 @@ export const auditDefinition: ServiceDefinition = {
     };
   },
 };
+
+/** The pool for what only the audit schema's owner may do; the platform's own when no owner is configured. */
+async function ownerPool(url: string | undefined, platform: Platform): Promise<Pool> {
+  if (!url) return platform.pool;
+  if (platform.embeddedDatabase)
+    throw new ConfigError(
+      "AIRLOCK_AUDIT_OWNER_DATABASE_URL needs DATABASE_URL: the embedded database has one role",
+    );
+  const pool = createPool(url, { max: 4, applicationName: "airlock-audit-owner" });
+  platform.lifecycle.onStop("audit owner pool", () => pool.end());
+  await pool.query("SELECT 1");
+  return pool;
+}
