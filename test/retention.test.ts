@@ -311,7 +311,7 @@ test.serial(
 );
 
 test.serial(
-  "after purges Verify passes over both chains; a tampered record still fails",
+  "after purges Verify passes over both chains; a tampered record or content deleted behind retention's back still fails",
   async (t) => {
     const va = await audit(a.adminToken).verify({});
     t.true(va.ok, va.problem?.message);
@@ -330,6 +330,28 @@ test.serial(
       rows[0]!.id,
       rows[0]!.model,
     ]);
+    t.true((await audit(b.token).verify({})).ok);
+
+    // Content deleted behind retention's back, from a record younger than the content cutoff.
+    const { rows: recent } = await db.query<{
+      record_id: string;
+      time: Date;
+      org_id: string;
+      body: string;
+    }>(
+      `SELECT c.* FROM audit.contents c JOIN audit.records r ON r.id = c.record_id AND r.time = c.time
+       WHERE r.org_id = $1 AND r.kind = 'llm.response' ORDER BY r.time DESC LIMIT 1`,
+      [b.orgId],
+    );
+    const gone = recent[0]!;
+    await db.query("DELETE FROM audit.contents WHERE record_id = $1", [gone.record_id]);
+    const missing = await audit(b.token).verify({});
+    t.false(missing.ok);
+    t.like(missing.problem, { code: "content_missing", recordId: gone.record_id });
+    await db.query(
+      "INSERT INTO audit.contents (record_id, time, org_id, body) VALUES ($1, $2, $3, $4)",
+      [gone.record_id, gone.time, gone.org_id, gone.body],
+    );
     t.true((await audit(b.token).verify({})).ok);
   },
 );

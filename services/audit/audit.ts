@@ -101,6 +101,7 @@ export class Audit {
       fromSeq: first,
       prevHash: before[0]?.hash ?? (first === 1 ? "" : undefined),
       prevCheckpointHash: await reader.checkpointHashBefore(orgId, first),
+      contentPurgedBeforeMs: await reader.contentPurgedBefore(orgId),
     });
     const checkpoints = await reader.checkpoints(orgId, first, last);
     let next = 0;

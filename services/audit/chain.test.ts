@@ -118,3 +118,18 @@ test("a chain rewritten from an edit on, hashes recomputed, fails on its signed 
   );
   t.like(verify([chain[0]!, ...forged]).problem, { code: "checkpoint_mismatch", seq: 4 });
 });
+
+test("content may be missing only where retention's content mark explains it", (t) => {
+  const chain = chainOf(4);
+  const check = (contentPurgedBeforeMs: number | null | undefined, content: string | undefined) => {
+    const v = new ChainVerifier(key.keys, { fromSeq: 1, prevHash: "", contentPurgedBeforeMs });
+    for (const r of chain) v.record(r, r.seq === 3 ? undefined : content);
+    return v.finish(4);
+  };
+  // Record 3 (time base + 3) has lost its content; the others have theirs ("{}").
+  t.like(check(null, "{}").problem, { code: "content_missing", seq: 3, recordId: "rec_3" });
+  t.like(check(1_767_225_600_000 + 3, "{}").problem, { code: "content_missing", seq: 3 });
+  t.true(check(1_767_225_600_000 + 4, "{}").ok, "older than the mark: purged by retention");
+  t.true(check(undefined, undefined).ok, "an export carries no content: not checked");
+  t.like(check(1_767_225_600_000 + 4, '{"x":1}').problem, { code: "content_mismatch", seq: 1 });
+});

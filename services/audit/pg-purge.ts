@@ -37,6 +37,7 @@ export class PgAuditPurger {
 
   async purge(policy: PurgePolicy): Promise<PurgeOutcome> {
     const tally = new PurgeTally();
+    if (!policy.dryRun) await this.markContentPurges(policy);
     for (const day of daysToExamine(await this.partitionDays(), policy)) {
       const holds = holdsOn(day, policy.holds);
       const sql = new DayPurgeSql(policy, day, holds);
@@ -69,6 +70,31 @@ export class PgAuditPurger {
         );
     }
     return tally.outcome();
+  }
+
+  /**
+   * Moves each chain's content mark (see 005_content_purges.sql) to its org's
+   * content cutoff, before any content goes; a mark only ever grows.
+   */
+  private async markContentPurges(policy: PurgePolicy): Promise<void> {
+    const listed = [...policy.orgs];
+    const at = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
+    await this.pool.query(
+      `INSERT INTO audit.content_purges (chain_id, before, run_id)
+       SELECT c.chain_id, CASE WHEN o.org_id IS NULL THEN $3::timestamptz ELSE o.before END, $4
+       FROM audit.chains c
+       LEFT JOIN unnest($1::text[], $2::timestamptz[]) AS o (org_id, before) ON o.org_id = c.chain_id
+       WHERE CASE WHEN o.org_id IS NULL THEN $3::timestamptz ELSE o.before END IS NOT NULL
+       ON CONFLICT (chain_id) DO UPDATE
+         SET before = EXCLUDED.before, run_id = EXCLUDED.run_id, updated_at = now()
+         WHERE audit.content_purges.before < EXCLUDED.before`,
+      [
+        listed.map(([orgId]) => orgId),
+        listed.map(([, c]) => at(c.contentBeforeMs)),
+        at(policy.defaults.contentBeforeMs),
+        policy.runId,
+      ],
+    );
   }
 
   /** Days with both partitions (Partitions creates them together). */

@@ -196,6 +196,15 @@ export class PgAuditReader {
   }
 
   /** The hash of the checkpoint just before position `seq`, or "" when there is none. */
+  /** How far back retention may have deleted the chain's content (ms); null when it never has. */
+  async contentPurgedBefore(chainId: string): Promise<number | null> {
+    const { rows } = await this.pool.query<{ before: Date }>(
+      "SELECT before FROM audit.content_purges WHERE chain_id = $1",
+      [chainId],
+    );
+    return rows[0] ? rows[0].before.getTime() : null;
+  }
+
   async checkpointHashBefore(chainId: string, seq: number): Promise<string> {
     const { rows } = await this.pool.query<{ checkpoint_hash: string }>(
       `SELECT checkpoint_hash FROM audit.checkpoints WHERE chain_id = $1 AND seq < $2

@@ -2,7 +2,14 @@ import { ConfigError } from "../kit/config.js";
 import type { Pool } from "../kit/pg.js";
 
 /** Tables that hold evidence: the serving role may add to them, never change or delete. */
-const evidence = ["records", "contents", "checkpoints", "signing_keys", "purged_ranges"];
+const evidence = [
+  "records",
+  "contents",
+  "checkpoints",
+  "signing_keys",
+  "purged_ranges",
+  "content_purges",
+];
 
 /**
  * Gives the serving role (DATABASE_URL's) what serving needs and no more:

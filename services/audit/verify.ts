@@ -7,6 +7,7 @@ import type { PurgedRange } from "./purged-ranges.js";
 export type ProblemCode =
   | "hash_mismatch"
   | "content_mismatch"
+  | "content_missing"
   | "link_broken"
   | "missing_records"
   | "checkpoint_mismatch"
@@ -67,15 +68,26 @@ export class ChainVerifier {
    * record before it when known (undefined: trust the first record's link,
    * as for a chain whose older records retention removed);
    * `prevCheckpointHash` likewise for the checkpoint before the range.
+   * `contentPurgedBeforeMs`, where content is at hand (the service, not an
+   * export): how far back retention may have deleted content (null: never);
+   * a record at or after it without its content lost it to someone else.
    */
   constructor(
     private readonly publicKeys: ReadonlyMap<string, KeyObject>,
-    start: { fromSeq: number; prevHash?: string; prevCheckpointHash?: string },
+    start: {
+      fromSeq: number;
+      prevHash?: string;
+      prevCheckpointHash?: string;
+      contentPurgedBeforeMs?: number | null;
+    },
   ) {
     this.expectedSeq = start.fromSeq;
     this.prevHash = start.prevHash;
     this.prevCheckpointHash = start.prevCheckpointHash;
+    this.contentPurgedBeforeMs = start.contentPurgedBeforeMs;
   }
+
+  private readonly contentPurgedBeforeMs: number | null | undefined;
 
   get failed(): boolean {
     return this.problem !== undefined;
@@ -180,6 +192,19 @@ export class ChainVerifier {
         r.seq,
         r.id,
         `record ${r.id} at ${r.seq} was changed after it was stored`,
+      );
+    }
+    if (
+      content === undefined &&
+      r.contentSha256 !== "" &&
+      this.contentPurgedBeforeMs !== undefined &&
+      (this.contentPurgedBeforeMs === null || r.timeMs >= this.contentPurgedBeforeMs)
+    ) {
+      return this.fail(
+        "content_missing",
+        r.seq,
+        r.id,
+        `the content of record ${r.id} at ${r.seq} is gone, but no retention run has purged content that recent`,
       );
     }
     if (content !== undefined && sha256Hex(content) !== r.contentSha256) {

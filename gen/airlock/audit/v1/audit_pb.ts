@@ -769,8 +769,9 @@ export const VerifyResponseSchema: GenMessage<VerifyResponse> = /*@__PURE__*/
  */
 export type VerifyProblem = Message<"airlock.audit.v1.VerifyProblem"> & {
   /**
-   * "hash_mismatch", "content_mismatch", "link_broken", "missing_records",
-   * "checkpoint_mismatch", "bad_signature", "unknown_key", "head_missing".
+   * "hash_mismatch", "content_mismatch", "content_missing", "link_broken",
+   * "missing_records", "checkpoint_mismatch", "bad_signature",
+   * "unknown_key", "head_missing".
    *
    * @generated from field: string code = 1;
    */
