@@ -216,6 +216,17 @@ test("the chart with replicas, an existing secret, an ingress, routes and datast
     AIRLOCK_RETENTION_INTERVAL: "0s",
     AIRLOCK_RETENTION_TOKEN_GRACE: "7d",
   });
+  // Only audit is given the schema owner's connection (and only from the secret).
+  const ownerEnv = objects
+    .filter((o) => o.object.kind === "Deployment")
+    .flatMap((o) =>
+      (o.object as unknown as Deployment)
+        .spec!.template.spec!.containers[0]!.env!.filter(
+          (e) => e.name === "AIRLOCK_AUDIT_OWNER_DATABASE_URL",
+        )
+        .map((e) => [o.object.metadata.name, e.valueFrom?.secretKeyRef?.key]),
+    );
+  t.deepEqual(ownerEnv, [["airlock-audit", "audit-owner-database-url"]]);
   const config = objects.find((o) => o.object.kind === "ConfigMap")!.object as unknown as ConfigMap;
   t.is(
     config.data!["routes.yaml"],
