@@ -2,6 +2,14 @@ import test from "ava";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { AuditService } from "../gen/airlock/audit/v1/audit_pb.js";
+import { serviceCredentialInterceptor } from "../services/kit/auth.js";
+import { ServiceCredentials } from "../services/kit/service-credentials.js";
+import { llmResponse } from "./support/audit-records.js";
+import { testServiceSecret } from "./support/env.js";
+import { orgWithAgent } from "./support/org-setup.js";
 import { runCli, spawnAirlock } from "./support/process.js";
 
 test("airlock serve on the embedded default: bootstrap, tokens and agents from the CLI; data survives a restart", async (t) => {
@@ -107,6 +115,45 @@ test("airlock serve on the embedded default: bootstrap, tokens and agents from t
   ]);
   t.is(second.code, 1);
   t.regex(second.stderr, /^airlock: failed_precondition: already bootstrapped/);
+});
+
+test("retention on the embedded default: the CLI's dry run and run purge expired content, and the chain verifies", async (t) => {
+  const dataDir = await mkdtemp(join(tmpdir(), "airlock-aio-retention-"));
+  t.teardown(() => rm(dataDir, { recursive: true, force: true }));
+  const secret = testServiceSecret();
+  const server = await spawnAirlock(["serve"], {
+    AIRLOCK_DATA_DIR: dataDir,
+    AIRLOCK_SERVICE_SECRET: secret,
+  });
+  t.teardown(() => server.stop());
+  const org = await orgWithAgent(server.url, { org: "solo-retention" });
+  const day = 86_400_000;
+  await createClient(
+    AuditService,
+    createConnectTransport({
+      baseUrl: server.url,
+      httpVersion: "2",
+      interceptors: [
+        serviceCredentialInterceptor(new ServiceCredentials(secret, "proxy"), "audit"),
+      ],
+    }),
+  ).append({
+    records: [
+      llmResponse(org.orgId, { timeMs: Date.now() - 40 * day }),
+      llmResponse(org.orgId, { timeMs: Date.now() - 40 * day + 1 }),
+      llmResponse(org.orgId),
+    ],
+  });
+  const cli = (...args: string[]) =>
+    runCli([...args, "--url", server.url, "--token", org.adminToken]);
+  const dry = await cli("retention", "run", "--dry-run");
+  t.is(dry.code, 0, dry.stderr);
+  t.regex(dry.stdout, /content +30d +before \S+: 2 would be purged/);
+  const run = await cli("retention", "run");
+  t.is(run.code, 0, run.stderr);
+  t.regex(run.stdout, /content +30d +before \S+: 2 purged/);
+  const verify = await cli("audit", "verify");
+  t.is(verify.code, 0, verify.stdout + verify.stderr);
 });
 
 test("split mode without its settings stops with one line naming what is missing", async (t) => {
