@@ -299,6 +299,12 @@ test.serial(
     const receiptB = await receiptOf(b.token, real.runId);
     t.like(receiptB.attributes, { metadata_rule: "60d", metadata_purged: 31, content_purged: 30 });
 
+    const metrics = await (await fetch(`${h.runtime.server.url}/metrics`)).text();
+    t.regex(metrics, /airlock_retention_runs_total\{status="succeeded",dry_run="true"\} 2/);
+    t.regex(metrics, /airlock_retention_runs_total\{status="succeeded",dry_run="false"\} 1/);
+    t.regex(metrics, /airlock_retention_purged_records_total\{data_class="metadata"\} 31/);
+    t.regex(metrics, /airlock_retention_last_success_timestamp_seconds \d{10}/);
+
     const again = (await retention(a.adminToken).run({})).run!;
     t.deepEqual(counts(again, a.orgId), {
       content: 0,

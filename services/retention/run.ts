@@ -10,6 +10,7 @@ import { shipOutbox } from "../kit/outbox-shipper.js";
 import { migrate } from "../kit/pg.js";
 import type { ServiceDefinition } from "../kit/service-module.js";
 import { readRetentionConfig } from "./config.js";
+import { retentionMetrics } from "./metrics.js";
 import { PgRetentionStore } from "./pg-store.js";
 import { Retention } from "./retention.js";
 import { retentionRoutes } from "./routes.js";
@@ -40,6 +41,7 @@ export const retentionDefinition: ServiceDefinition = {
         identity: createClient(IdentityService, platform.peer("identity")),
         config,
         log,
+        metrics: retentionMetrics(platform.registry),
       });
       const stopSchedule = await runner.schedule();
       platform.lifecycle.onStop("retention schedule", async () => stopSchedule());

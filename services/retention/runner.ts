@@ -11,6 +11,7 @@ import { busy, DomainError } from "../kit/errors.js";
 import { newId } from "../kit/ids.js";
 import type { Logger } from "../kit/log.js";
 import type { RetentionConfig } from "./config.js";
+import type { RetentionMetrics } from "./metrics.js";
 import type { PgRetentionStore } from "./pg-store.js";
 import {
   purgePlan,
@@ -30,6 +31,7 @@ export interface RunnerDeps {
   identity: Client<typeof IdentityService>;
   config: RetentionConfig;
   log: Logger;
+  metrics: RetentionMetrics;
   now?: () => number;
 }
 
@@ -142,6 +144,7 @@ export class Runner {
         { runId: id, dryRun: request.dryRun, orgs: report.orgs.length, ms: ended - started },
         "retention run finished",
       );
+      this.deps.metrics.finished(run);
       return run;
     } catch (err) {
       log.error({ err, runId: id }, "retention run failed; the next run finishes the job");
@@ -151,6 +154,7 @@ export class Runner {
           { status: "failed", endedAt: new Date(this.now()), error: (err as Error).message },
           [],
         )
+        .then((failed) => this.deps.metrics.finished(failed))
         .catch(() => undefined);
       throw err;
     }
