@@ -25,6 +25,7 @@ import { code } from "./support/codes.js";
 import { redisUrl, testServiceSecret } from "./support/env.js";
 import { orgWithAgent } from "./support/org-setup.js";
 import { insertOrg } from "./support/orgs.js";
+import { runCli } from "./support/process.js";
 import { startServices, type Harness } from "./support/runtime.js";
 
 const day = 86_400_000;
@@ -450,3 +451,56 @@ test.serial("runs from two replicas: one at a time; the other reports busy or wa
   for (let i = 1; i < rows.length; i++)
     t.true(rows[i]!.started_at >= rows[i - 1]!.ended_at, "runs never overlap");
 });
+
+test.serial(
+  "the CLI sets and lists rules, places, lists and releases holds, and lists runs",
+  async (t) => {
+    const cli = (...args: string[]) =>
+      runCli([...args, "--url", h.runtime.server.url, "--token", b.token]);
+    const set = await cli("retention", "set", b.orgId, "content", "14d");
+    t.is(set.code, 0, set.stderr);
+    t.regex(set.stdout, /^content +14d +set by usr_\w+/);
+    const rules = await cli("retention", "rules");
+    t.regex(rules.stdout, /content +14d +set by/);
+    t.regex(rules.stdout, /metadata +60d +set by/);
+    const bad = await cli("retention", "set", b.orgId, "content", "2 weeks");
+    t.is(bad.code, 1);
+    t.regex(bad.stderr, /duration: expected "<days>d" \(1 to 36500\) or "forever", got "2 weeks"/);
+    const usage = await cli("retention", "set", b.orgId, "prompts", "14d");
+    t.is(usage.code, 2, "an unknown class is a usage error");
+
+    const placed = await cli(
+      "retention",
+      "hold",
+      "place",
+      "--case",
+      "CLI-7",
+      "--reason",
+      "a test",
+      "--principal",
+      "agt_b,agt_x",
+      "--since",
+      "30d",
+      "--json",
+    );
+    t.is(placed.code, 0, placed.stderr);
+    const hold = (JSON.parse(placed.stdout) as { hold: { holdId: string } }).hold.holdId;
+    const holds = await cli("retention", "holds");
+    t.regex(
+      holds.stdout,
+      new RegExp(`${hold}  case CLI-7  agt_b,agt_x  \\S+ \\.\\. no end  in force`),
+    );
+    const released = await cli("retention", "hold", "release", hold, "--reason", "done");
+    t.is(released.code, 0, released.stderr);
+    t.regex(released.stdout, /released by usr_\w+: done/);
+    t.is((await cli("retention", "holds")).stdout.trim(), "no holds");
+
+    const runs = await cli("retention", "runs", "--limit", "3");
+    t.is(runs.code, 0, runs.stderr);
+    const lines = runs.stdout.trim().split("\n");
+    t.is(lines.length, 3);
+    const runId = lines[0]!.split(" ")[0]!;
+    const one = await cli("retention", "runs", runId);
+    t.regex(one.stdout, new RegExp(`^${runId} .* succeeded`));
+  },
+);
