@@ -99,8 +99,23 @@ test.serial(
     );
     t.regex(
       await refused({ content: { text: "hi" } }),
-      /records\[1\]\.content: writers send content as content_json/,
+      /records\[1\]: content and content_json both set; send content_json only/,
     );
+  },
+);
+
+test.serial(
+  "a writer from before content_json still appends Struct content, kept as its canonical text",
+  async (t) => {
+    const old = {
+      ...llmResponse(org.orgId, { sessionId: "ses_struct" }),
+      contentJson: new Uint8Array(),
+    };
+    old.content = { text: "from an older proxy", toolCalls: [] };
+    t.like(await asService().append({ records: [old] }), { stored: 1 });
+    const read = await as(contentAuditor).query({ sessionId: "ses_struct", includeContent: true });
+    t.deepEqual(read.records[0]!.content, { text: "from an older proxy", toolCalls: [] });
+    t.true((await as(auditor).verify({})).ok);
   },
 );
 

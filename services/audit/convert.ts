@@ -74,11 +74,15 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
 /**
  * The content as stored and hashed: content_json exactly as sent, once it
  * is known to be UTF-8 text of a JSON object (which also keeps NUL out:
- * JSON has it only escaped).
+ * JSON has it only escaped), or an older writer's Struct as canonical JSON.
  */
 function contentText(r: AuditRecord, where: string): string | undefined {
-  if (r.content !== undefined && Object.keys(r.content).length > 0)
-    throw invalid(`${where}.content: writers send content as content_json`);
+  const struct = r.content !== undefined && Object.keys(r.content).length > 0;
+  if (struct && r.contentJson.length > 0)
+    throw invalid(`${where}: content and content_json both set; send content_json only`);
+  // A writer from before content_json (a proxy not yet upgraded, its spool replayed)
+  // sends a Struct: refusing it would set its records aside, so its canonical text is kept.
+  if (struct) return canonicalJson(r.content);
   if (r.contentJson.length === 0) return undefined;
   let text: string;
   let parsed: unknown;

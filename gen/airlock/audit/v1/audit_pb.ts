@@ -215,7 +215,9 @@ export type Record = Message<"airlock.audit.v1.Record"> & {
   /**
    * In answers: prompt, response text, tool arguments, reasoning, what
    * retention may purge early. Empty to callers without `read` on
-   * `audit:content`, and once purged. Writers send content_json instead.
+   * `audit:content`, and once purged. Writers send content_json instead;
+   * Append still takes this from writers older than content_json, storing
+   * its canonical JSON text.
    *
    * @generated from field: google.protobuf.Struct content = 21;
    */
