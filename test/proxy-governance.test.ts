@@ -108,6 +108,11 @@ test.serial(
       JSON.stringify(r.content.body).includes("(tool stripping)"),
     );
     t.deepEqual(request.removedTools, ["delete_repo"]);
+    t.deepEqual(
+      request.toolNames,
+      ["get_weather"],
+      "the record names the tools that went upstream",
+    );
   },
 );
 

@@ -110,11 +110,11 @@ export class LlmProxy {
       "invoke",
       spec.api,
     );
-    // A denied call goes nowhere: its tools need no decisions.
-    const offered = decision.allowed ? offeredTools(spec.endpoint, body.json) : [];
+    const offered = offeredTools(spec.endpoint, body.json);
     const removed = new Set<string>();
+    // A denied call goes nowhere: its tools need no decisions.
     await Promise.all(
-      offered.map(async (name) => {
+      (decision.allowed ? offered : []).map(async (name) => {
         if (
           !policyName.test(name) ||
           !(await this.decide(principal.id, context.orgId, `tool:${name}`, "use", spec.api)).allowed
@@ -129,7 +129,7 @@ export class LlmProxy {
         kind: "llm.request",
         time: new Date().toISOString(),
         removedTools: [...removed],
-        toolNames: offeredTools(spec.endpoint, json),
+        toolNames: removed.size ? offered.filter((name) => !removed.has(name)) : offered,
         content: { body: json },
       })
       .catch((err: unknown) => {
