@@ -2,12 +2,9 @@ import test from "ava";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import { AuditService } from "../gen/airlock/audit/v1/audit_pb.js";
-import { serviceCredentialInterceptor } from "../services/kit/auth.js";
-import { ServiceCredentials } from "../services/kit/service-credentials.js";
 import { llmResponse } from "./support/audit-records.js";
+import { connectAsService } from "./support/clients.js";
 import { testServiceSecret } from "./support/env.js";
 import { orgWithAgent } from "./support/org-setup.js";
 import { runCli, spawnAirlock } from "./support/process.js";
@@ -128,16 +125,7 @@ test("retention on the embedded default: the CLI's dry run and run purge expired
   t.teardown(() => server.stop());
   const org = await orgWithAgent(server.url, { org: "solo-retention" });
   const day = 86_400_000;
-  await createClient(
-    AuditService,
-    createConnectTransport({
-      baseUrl: server.url,
-      httpVersion: "2",
-      interceptors: [
-        serviceCredentialInterceptor(new ServiceCredentials(secret, "proxy"), "audit"),
-      ],
-    }),
-  ).append({
+  await connectAsService(AuditService, server.url, secret, "proxy").append({
     records: [
       llmResponse(org.orgId, { timeMs: Date.now() - 40 * day }),
       llmResponse(org.orgId, { timeMs: Date.now() - 40 * day + 1 }),

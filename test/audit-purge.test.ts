@@ -5,7 +5,6 @@ import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, createClient, type Client } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import pg from "pg";
 import {
   AuditService,
@@ -17,11 +16,9 @@ import { auditDefinition } from "../services/audit/run.js";
 import { dayMs, dayName } from "../services/audit/partitions.js";
 import { starterBundle } from "../services/cli/policy-commands.js";
 import { identityDefinition } from "../services/identity/run.js";
-import { serviceCredentialInterceptor } from "../services/kit/auth.js";
-import { ServiceCredentials } from "../services/kit/service-credentials.js";
 import { policyDefinition } from "../services/policy/run.js";
 import { llmResponse } from "./support/audit-records.js";
-import { connectTo } from "./support/clients.js";
+import { connectAsService, connectTo } from "./support/clients.js";
 import { code } from "./support/codes.js";
 import { testServiceSecret } from "./support/env.js";
 import { orgWithAgent } from "./support/org-setup.js";
@@ -41,17 +38,7 @@ let dir: string;
 const secret = testServiceSecret();
 const orgs: { id: string; token: string }[] = [];
 
-const retention = () =>
-  createClient(
-    AuditService,
-    createConnectTransport({
-      baseUrl: h.runtime.server.url,
-      httpVersion: "2",
-      interceptors: [
-        serviceCredentialInterceptor(new ServiceCredentials(secret, "retention"), "audit"),
-      ],
-    }),
-  );
+const retention = () => connectAsService(AuditService, h.runtime.server.url, secret, "retention");
 const as = (token: string) => connectTo(AuditService, h.runtime.server.url, token);
 
 /** A record without content (identity events, retention receipts). */

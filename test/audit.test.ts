@@ -11,15 +11,12 @@ import { identityDefinition } from "../services/identity/run.js";
 import { policyDefinition } from "../services/policy/run.js";
 import { starterBundle } from "../services/cli/policy-commands.js";
 import { llmResponse } from "./support/audit-records.js";
-import { connectTo } from "./support/clients.js";
+import { connectAsService, connectTo } from "./support/clients.js";
 import { code } from "./support/codes.js";
 import { orgWithAgent } from "./support/org-setup.js";
 import { insertOrg } from "./support/orgs.js";
 import { startServices, type Harness } from "./support/runtime.js";
 import { testServiceSecret } from "./support/env.js";
-import { createConnectTransport } from "@connectrpc/connect-node";
-import { serviceCredentialInterceptor } from "../services/kit/auth.js";
-import { ServiceCredentials } from "../services/kit/service-credentials.js";
 
 let h: Harness;
 let org: Awaited<ReturnType<typeof orgWithAgent>>;
@@ -355,16 +352,7 @@ test.serial("after a content purge by the retention service, Verify still passes
   };
   t.is(await code(as(org.adminToken).purge(purge)), Code.PermissionDenied);
   t.is(await code(asService().purge(purge)), Code.PermissionDenied, "only retention purges");
-  const retention = createClient(
-    AuditService,
-    createConnectTransport({
-      baseUrl: h.runtime.server.url,
-      httpVersion: "2",
-      interceptors: [
-        serviceCredentialInterceptor(new ServiceCredentials(secret, "retention"), "audit"),
-      ],
-    }),
-  );
+  const retention = connectAsService(AuditService, h.runtime.server.url, secret, "retention");
   const dry = await retention.purge({ ...purge, dryRun: true });
   t.is(dry.orgs.length, 1);
   t.like(dry.orgs[0], { orgId: org.orgId, metadataPurged: 0n, receiptsPurged: 0n });

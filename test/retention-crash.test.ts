@@ -3,14 +3,11 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
-import { createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import { AuditService } from "../gen/airlock/audit/v1/audit_pb.js";
 import { RetentionService, RunStatus } from "../gen/airlock/retention/v1/retention_pb.js";
-import { serviceCredentialInterceptor } from "../services/kit/auth.js";
-import { ServiceCredentials } from "../services/kit/service-credentials.js";
+import { newId } from "../services/kit/ids.js";
 import { llmResponse } from "./support/audit-records.js";
-import { connectTo } from "./support/clients.js";
+import { connectAsService, connectTo } from "./support/clients.js";
 import { createTestDatabase, redisUrl, testServiceSecret } from "./support/env.js";
 import { orgWithAgent } from "./support/org-setup.js";
 import { runCli, spawnAirlock, type AirlockProcess } from "./support/process.js";
@@ -18,6 +15,8 @@ import { runCli, spawnAirlock, type AirlockProcess } from "./support/process.js"
 const day = 86_400_000;
 const held = 24_000;
 const doomed = 16_000;
+const heldAgent = newId("agt");
+const otherAgent = newId("agt");
 
 // A run is SIGKILLed while audit deletes in batches (most of each day is
 // under a hold, so the days cannot be purged by partition); the rerun after
@@ -46,16 +45,7 @@ test("a run killed midway leaves consistent data, and the rerun finishes the job
   });
   await sql.connect();
   const org = await orgWithAgent(airlock.url, { org: "retention-crash" });
-  const audit = createClient(
-    AuditService,
-    createConnectTransport({
-      baseUrl: airlock.url,
-      httpVersion: "2",
-      interceptors: [
-        serviceCredentialInterceptor(new ServiceCredentials(secret, "proxy"), "audit"),
-      ],
-    }),
-  );
+  const audit = connectAsService(AuditService, airlock.url, secret, "proxy");
   // Five days of calls 35 to 39 days old, three in five by a principal under a hold.
   const now = Date.now();
   const total = held + doomed;
@@ -65,7 +55,7 @@ test("a run killed midway leaves consistent data, and the rerun finishes the job
         const n = i + j;
         return llmResponse(org.orgId, {
           timeMs: now - (35 + (n % 5)) * day - n,
-          actor: n % 5 < 3 ? "agt_held" : "agt_other",
+          actor: n % 5 < 3 ? heldAgent : otherAgent,
           contentBytes: 100,
         });
       }),
@@ -74,8 +64,8 @@ test("a run killed midway leaves consistent data, and the rerun finishes the job
   const retention = (url: string) => connectTo(RetentionService, url, org.adminToken);
   await retention(airlock.url).placeHold({
     caseId: "CRASH-1",
-    reason: "keep agt_held",
-    principalIds: ["agt_held"],
+    reason: "keep the held agent's calls",
+    principalIds: [heldAgent],
   });
   const contents = async () =>
     Number((await sql.query<{ n: string }>("SELECT count(*) AS n FROM audit.contents")).rows[0]!.n);

@@ -18,6 +18,7 @@ import { starterBundle } from "../services/cli/policy-commands.js";
 import { identityDefinition } from "../services/identity/run.js";
 import { startRuntime, type Runtime } from "../services/kit/runtime.js";
 import { policyDefinition } from "../services/policy/run.js";
+import { newId } from "../services/kit/ids.js";
 import { retentionDefinition } from "../services/retention/run.js";
 import { llmResponse } from "./support/audit-records.js";
 import { connectTo } from "./support/clients.js";
@@ -29,6 +30,9 @@ import { runCli } from "./support/process.js";
 import { startServices, type Harness } from "./support/runtime.js";
 
 const day = 86_400_000;
+/** Agents of the records (holds take principal ids of the shape Airlock issues). */
+const heldAgent = newId("agt");
+const otherAgent = newId("agt");
 const secret = testServiceSecret();
 let h: Harness;
 let db: pg.Client;
@@ -108,7 +112,7 @@ test.before(async () => {
   for (let d = 90; d >= 1; d--) {
     const timeMs = now - d * day - 3_600_000;
     records.push(llmResponse(a.orgId, { timeMs, actor: "agt_worker" }));
-    records.push(llmResponse(a.orgId, { timeMs: timeMs + 1, actor: "agt_held" }));
+    records.push(llmResponse(a.orgId, { timeMs: timeMs + 1, actor: heldAgent }));
     records.push(llmResponse(b.orgId, { timeMs, actor: "agt_b" }));
   }
   await createClient(AuditService, h.runtime.peer("audit")).append({ records });
@@ -197,6 +201,11 @@ test.serial("a legal hold is validated, placed and recorded in the audit log", a
   const asA = retention(a.adminToken);
   t.is(await code(asA.placeHold({ caseId: "", reason: "x" })), Code.InvalidArgument);
   t.is(
+    await code(asA.placeHold({ caseId: "C-1", reason: "x", principalIds: ["agt_held"] })),
+    Code.InvalidArgument,
+    "not a principal id Airlock could have issued",
+  );
+  t.is(
     await code(
       asA.placeHold({
         caseId: "C-1",
@@ -209,15 +218,17 @@ test.serial("a legal hold is validated, placed and recorded in the audit log", a
   );
   const placed = await asA.placeHold({
     caseId: "CASE-2026-17",
-    reason: "litigation: agt_held's sessions in that period",
-    principalIds: ["agt_held"],
+    reason: "litigation: the held agent's sessions in that period",
+    principalIds: [heldAgent],
     since: timestampFromMs(Date.now() - 50 * day),
     until: timestampFromMs(Date.now() - 40 * day),
   });
   holdId = placed.hold!.holdId;
+  const me = await connectTo(IdentityService, h.runtime.server.url, a.adminToken).getPrincipal({});
   t.like(placed.hold, {
     caseId: "CASE-2026-17",
-    placedBy: a.adminToken ? placed.hold!.placedBy : "",
+    placedBy: me.principal!.id,
+    principalIds: [heldAgent],
   });
   const listed = await asA.listHolds({});
   t.deepEqual(
@@ -225,14 +236,12 @@ test.serial("a legal hold is validated, placed and recorded in the audit log", a
     [holdId],
   );
   t.deepEqual((await retention(b.token).listHolds({})).holds, [], "org B sees none of A's holds");
-  let kinds: string[] = [];
-  for (let i = 0; i < 100 && !kinds.includes("placed"); i++) {
-    kinds = (await audit(a.adminToken).query({ kinds: ["retention.hold"] })).records.map(
-      (r) => r.action,
-    );
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  t.deepEqual(kinds, ["placed"]);
+  const recorded = await eventually(async () => {
+    const page = await audit(a.adminToken).query({ kinds: ["retention.hold"] });
+    return page.records[0];
+  });
+  t.like(recorded, { action: "placed", subject: holdId });
+  t.like(recorded.attributes, { case_id: "CASE-2026-17", principal_ids: [heldAgent] });
 });
 
 test.serial(
@@ -247,7 +256,7 @@ test.serial(
     const dry = (await retention(a.adminToken).run({ dryRun: true })).run!;
     t.true(dry.dryRun);
     t.is(dry.status, RunStatus.SUCCEEDED);
-    // Org A: 61 days (30..90) of two calls expired; agt_held's 10 in the hold stay.
+    // Org A: 61 days (30..90) of two calls expired; the held agent's 10 in the hold stay.
     t.deepEqual(counts(dry, a.orgId), {
       content: 112,
       metadata: 0,
@@ -478,7 +487,7 @@ test.serial(
       "--reason",
       "a test",
       "--principal",
-      "agt_b,agt_x",
+      `${heldAgent},${otherAgent}`,
       "--since",
       "30d",
       "--json",
@@ -488,7 +497,7 @@ test.serial(
     const holds = await cli("retention", "holds");
     t.regex(
       holds.stdout,
-      new RegExp(`${hold}  case CLI-7  agt_b,agt_x  \\S+ \\.\\. no end  in force`),
+      new RegExp(`${hold}  case CLI-7  ${heldAgent},${otherAgent}  \\S+ \\.\\. no end  in force`),
     );
     const released = await cli("retention", "hold", "release", hold, "--reason", "done");
     t.is(released.code, 0, released.stderr);

@@ -1,4 +1,5 @@
 import { invalid } from "../kit/errors.js";
+import { isId } from "../kit/ids.js";
 
 /** Input checks for identity's RPCs; each failure names the field and what is expected. */
 
@@ -8,7 +9,6 @@ const patterns = {
   role: /^[a-z][a-z0-9-]{0,62}$/,
   workspace: /^[A-Za-z0-9._-]{1,100}$/,
   repository: /^[A-Za-z0-9._\-/*]{1,200}$/,
-  id: /^[a-z]{3}_[0-9A-Za-z]{20}$/,
 };
 
 export function orgName(value: string): string {
@@ -71,7 +71,7 @@ export function repositories(values: readonly string[]): string[] {
 
 /** A principal id as issued by Airlock; anything else cannot exist, so it is refused early. */
 export function principalId(value: string, field = "principal_id"): string {
-  if (!patterns.id.test(value)) throw invalid(`${field}: expected an id like usr_… or agt_…`);
+  if (!isId(value)) throw invalid(`${field}: expected an id like usr_… or agt_…`);
   return value;
 }
 

@@ -30,3 +30,8 @@ export function toBase62(value: number, width: number): string {
 export function newId(prefix: string): string {
   return `${prefix}_${randomBase62(20)}`;
 }
+
+/** Whether `value` has the shape newId gives (with a three-letter prefix, as every Airlock id has). */
+export function isId(value: string): boolean {
+  return /^[a-z]{3}_[0-9A-Za-z]{20}$/.test(value);
+}

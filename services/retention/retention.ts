@@ -2,9 +2,10 @@ import type { CheckRequest, CheckResponse } from "../../gen/airlock/policy/v1/po
 import { auditEvent } from "../kit/audit-events.js";
 import type { Caller, PrincipalCaller } from "../kit/caller.js";
 import { denied, invalid, notFound, unauthenticated } from "../kit/errors.js";
-import { newId } from "../kit/ids.js";
+import { isId, newId } from "../kit/ids.js";
 import type { RetentionConfig } from "./config.js";
 import {
+  dataClasses,
   formatRetention,
   parseRetention,
   retentionSyntax,
@@ -85,9 +86,10 @@ export class Retention {
     const reason = hold.reason.trim();
     if (!caseId || caseId.length > 200) throw invalid("case_id: required, at most 200 characters");
     if (!reason || reason.length > 2000) throw invalid("reason: required, at most 2000 characters");
-    if (hold.principalIds.length > maxPrincipals)
+    const principalIds = [...new Set(hold.principalIds)];
+    if (principalIds.length > maxPrincipals)
       throw invalid(`principal_ids: at most ${maxPrincipals}`);
-    if (hold.principalIds.some((p) => !/^[A-Za-z0-9_:.-]{1,100}$/.test(p)))
+    if (!principalIds.every(isId))
       throw invalid("principal_ids: each a principal id such as usr_… or agt_…");
     if (hold.since && hold.until && hold.until <= hold.since)
       throw invalid("until: must be after since");
@@ -96,7 +98,7 @@ export class Retention {
       {
         id,
         orgId,
-        principalIds: [...new Set(hold.principalIds)],
+        principalIds,
         since: hold.since,
         until: hold.until,
         caseId,
@@ -106,7 +108,7 @@ export class Retention {
       auditEvent("retention.hold", "placed", orgId, who.principal.id, id, {
         case_id: caseId,
         reason,
-        principal_ids: hold.principalIds,
+        principal_ids: principalIds,
         since: hold.since?.toISOString() ?? "",
         until: hold.until?.toISOString() ?? "",
       }),
@@ -165,7 +167,7 @@ export class Retention {
 
   private rulesOf(orgId: string, stored: StoredRule[]): EffectiveRule[] {
     const { rules, own } = effectiveRules(orgId, stored, this.deps.config.defaults);
-    return (Object.keys(rules) as DataClass[]).map((dataClass) => ({
+    return dataClasses.map((dataClass) => ({
       orgId,
       dataClass,
       days: rules[dataClass],
