@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 
 /** A JSON value as records carry it. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -27,7 +27,8 @@ export function canonicalJson(value: unknown): string {
   throw new TypeError(`canonical JSON has no place for a ${typeof value}`);
 }
 
-/** Lowercase hex SHA-256 of a text's UTF-8 bytes. */
-export function sha256Hex(text: string): string {
-  return createHash("sha256").update(text).digest("hex");
+/** Lowercase hex SHA-256 of a text's UTF-8 bytes (or of the bytes themselves). */
+export function sha256Hex(text: string | Uint8Array): string {
+  // One-shot: cheaper than createHash for the small inputs hashed per record.
+  return hash("sha256", text, "hex");
 }

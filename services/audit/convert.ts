@@ -12,11 +12,11 @@ import { canonicalJson, sha256Hex } from "./canonical.js";
 import { metaDigest, type ChainedRecord, type RecordMeta } from "./chain.js";
 import type { PurgedRange } from "./purged-ranges.js";
 
-/** A record ready to store: its metadata and its digest, and, when it has any, its canonical content text. */
+/** A record ready to store: its metadata and its digest, and, when it has any, its content text's UTF-8 bytes. */
 export interface IncomingRecord {
   meta: RecordMeta;
   digest: string;
-  content: string | undefined;
+  content: Uint8Array | undefined;
 }
 
 const kindPattern = /^[a-z][a-z_]*(\.[a-z_]+)+$/;
@@ -76,25 +76,23 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
  * is known to be UTF-8 text of a JSON object (which also keeps NUL out:
  * JSON has it only escaped), or an older writer's Struct as canonical JSON.
  */
-function contentText(r: AuditRecord, where: string): string | undefined {
+function contentText(r: AuditRecord, where: string): Uint8Array | undefined {
   const struct = r.content !== undefined && Object.keys(r.content).length > 0;
   if (struct && r.contentJson.length > 0)
     throw invalid(`${where}: content and content_json both set; send content_json only`);
   // A writer from before content_json (a proxy not yet upgraded, its spool replayed)
   // sends a Struct: refusing it would set its records aside, so its canonical text is kept.
-  if (struct) return canonicalJson(r.content);
+  if (struct) return Buffer.from(canonicalJson(r.content));
   if (r.contentJson.length === 0) return undefined;
-  let text: string;
   let parsed: unknown;
   try {
-    text = utf8.decode(r.contentJson);
-    parsed = JSON.parse(text);
+    parsed = JSON.parse(utf8.decode(r.contentJson));
   } catch {
     throw invalid(`${where}.content_json: expected the UTF-8 text of a JSON object`);
   }
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed))
     throw invalid(`${where}.content_json: expected a JSON object`);
-  return text;
+  return r.contentJson;
 }
 
 function clean(text: string): string {

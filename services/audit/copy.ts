@@ -3,42 +3,124 @@ import { pipeline } from "node:stream/promises";
 import { from as copyFrom } from "pg-copy-streams";
 import type { PoolClient } from "../kit/pg.js";
 
-/** A value as COPY's text format takes it. */
-export type CopyValue = string | number | readonly string[];
+/**
+ * A value as the audit tables take it: text, a bigint column's number, a
+ * timestamptz, a text[], or text already held as its UTF-8 bytes (content
+ * as its writer sent it).
+ */
+export type CopyValue = string | number | Date | readonly string[] | Uint8Array;
 
-const special = /[\\\n\r\t]/;
+const signature = Buffer.from("PGCOPY\n\xff\r\n\0", "latin1");
+/** 2000-01-01T00:00:00Z, where Postgres counts timestamps from, in ms since 1970. */
+const postgresEpochMs = 946_684_800_000;
+const textOid = 25;
 
-/** Escapes a field for COPY's text format (backslash, newline, carriage return, tab). */
-function field(text: string): string {
-  if (!special.test(text)) return text;
-  return text.replace(/[\\\n\r\t]/g, (c) =>
-    c === "\\" ? "\\\\" : c === "\n" ? "\\n" : c === "\r" ? "\\r" : "\\t",
-  );
+/**
+ * Writes rows in COPY's binary format: values go in as their bytes, with no
+ * escaping on this side and no text parsing on Postgres's, and content is
+ * copied from the request as it came.
+ */
+class BinaryRows {
+  private buf = Buffer.allocUnsafe(1 << 16);
+  private at = 0;
+
+  constructor() {
+    this.bytes(signature);
+    this.int32(0); // flags
+    this.int32(0); // header extension length
+  }
+
+  row(values: readonly CopyValue[]): void {
+    this.room(2);
+    this.at = this.buf.writeInt16BE(values.length, this.at);
+    for (const v of values) this.value(v);
+  }
+
+  /** The rows written, with the trailer. */
+  end(): Buffer {
+    this.room(2);
+    this.at = this.buf.writeInt16BE(-1, this.at);
+    return this.buf.subarray(0, this.at);
+  }
+
+  private value(v: CopyValue): void {
+    if (typeof v === "string") return this.text(v);
+    if (typeof v === "number") {
+      this.int32(8);
+      return this.int64(v);
+    }
+    if (v instanceof Date) {
+      this.int32(8);
+      return this.int64((v.getTime() - postgresEpochMs) * 1000);
+    }
+    if (v instanceof Uint8Array) {
+      this.int32(v.length);
+      return this.bytes(v);
+    }
+    this.textArray(v);
+  }
+
+  private text(s: string): void {
+    this.room(4 + 3 * s.length);
+    const n = this.buf.write(s, this.at + 4, "utf8");
+    this.buf.writeInt32BE(n, this.at);
+    this.at += 4 + n;
+  }
+
+  /** A one-dimensional text[] (an empty one has no dimensions). */
+  private textArray(items: readonly string[]): void {
+    const start = this.at;
+    this.int32(0); // length, filled in below
+    this.int32(items.length === 0 ? 0 : 1);
+    this.int32(0); // no NULLs
+    this.int32(textOid);
+    if (items.length > 0) {
+      this.int32(items.length);
+      this.int32(1); // lower bound
+      for (const item of items) this.text(item);
+    }
+    this.buf.writeInt32BE(this.at - start - 4, start);
+  }
+
+  private int32(n: number): void {
+    this.room(4);
+    this.at = this.buf.writeInt32BE(n, this.at);
+  }
+
+  private int64(n: number): void {
+    this.room(8);
+    this.at = this.buf.writeBigInt64BE(BigInt(n), this.at);
+  }
+
+  private bytes(b: Uint8Array): void {
+    this.room(b.length);
+    this.buf.set(b, this.at);
+    this.at += b.length;
+  }
+
+  private room(n: number): void {
+    if (this.at + n <= this.buf.length) return;
+    const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + n));
+    this.buf.copy(bigger, 0, 0, this.at);
+    this.buf = bigger;
+  }
 }
 
-/** A text[] as an array literal, every element quoted. */
-function arrayLiteral(items: readonly string[]): string {
-  return `{${items.map((s) => `"${s.replace(/[\\"]/g, "\\$&")}"`).join(",")}}`;
-}
-
-/** One COPY text line. */
-export function copyLine(values: readonly CopyValue[]): string {
-  return (
-    values
-      .map((v) =>
-        typeof v === "number" ? String(v) : field(typeof v === "string" ? v : arrayLiteral(v)),
-      )
-      .join("\t") + "\n"
-  );
+/** The binary COPY stream of some rows. */
+export function binaryCopy(rows: readonly (readonly CopyValue[])[]): Buffer {
+  const out = new BinaryRows();
+  for (const row of rows) out.row(row);
+  return out.end();
 }
 
 /**
- * Loads rows with COPY FROM STDIN: Postgres parses its text format several
+ * Loads rows with COPY FROM STDIN in binary: Postgres takes COPY several
  * times faster than the array literals or JSON a multi-row INSERT would
  * carry (measured on this machine: 2 KB contents at about 17 µs a row
- * against 35 µs with unnest and 70 µs with json_to_recordset). COPY knows
- * no ON CONFLICT: a duplicate key fails the statement, and callers treat
- * that as "some of this is stored already".
+ * in text COPY against 35 µs with unnest and 70 µs with json_to_recordset),
+ * and the binary format spares both sides the text format's escaping and
+ * parsing. COPY knows no ON CONFLICT: a duplicate key fails the statement,
+ * and callers treat that as "some of this is stored already".
  */
 export async function copyRows(
   tx: PoolClient,
@@ -46,8 +128,10 @@ export async function copyRows(
   columns: readonly string[],
   rows: readonly (readonly CopyValue[])[],
 ): Promise<void> {
-  const sink = tx.query(copyFrom(`COPY ${table} (${columns.join(", ")}) FROM STDIN`));
-  await pipeline(Readable.from([rows.map(copyLine).join("")]), sink);
+  const sink = tx.query(
+    copyFrom(`COPY ${table} (${columns.join(", ")}) FROM STDIN WITH (FORMAT binary)`),
+  );
+  await pipeline(Readable.from([binaryCopy(rows)]), sink);
 }
 
 /** Loads rows into a table; both ways fail on a duplicate key. */
@@ -73,7 +157,14 @@ export async function insertRows(
     );
     await tx.query(
       `INSERT INTO ${table} (${columns.join(", ")}) VALUES ${values.join(", ")}`,
-      chunk.flat(),
+      // pg would send bytes as bytea; these are text columns.
+      chunk
+        .flat()
+        .map((v) =>
+          v instanceof Uint8Array
+            ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("utf8")
+            : v,
+        ),
     );
   }
 }

@@ -8,7 +8,7 @@ import { dayOf, partitionLock, type Partitions } from "./partitions.js";
 /** Columns of audit.records as inserted, with their values. */
 const recordColumns: [string, (r: ChainedRecord) => CopyValue][] = [
   ["id", (r) => r.id],
-  ["time", (r) => new Date(r.timeMs).toISOString()],
+  ["time", (r) => new Date(r.timeMs)],
   ["kind", (r) => r.kind],
   ["org_id", (r) => r.orgId],
   ["actor", (r) => r.actor],
@@ -283,7 +283,7 @@ async function insertContents(
 ): Promise<void> {
   const rows = records
     .filter((r) => r.content !== undefined)
-    .map((r) => [r.meta.id, new Date(r.meta.timeMs).toISOString(), r.meta.orgId, r.content!]);
+    .map((r) => [r.meta.id, new Date(r.meta.timeMs), r.meta.orgId, r.content!]);
   if (rows.length > 0)
     await load(tx, "audit.contents", ["record_id", "time", "org_id", "body"], rows);
 }
