@@ -87,9 +87,13 @@ class BinaryRows {
     this.at = this.buf.writeInt32BE(n, this.at);
   }
 
+  /** An integer within ±2^53 as int8, in two halves (a BigInt per value costs an allocation). */
   private int64(n: number): void {
     this.room(8);
-    this.at = this.buf.writeBigInt64BE(BigInt(n), this.at);
+    const high = Math.floor(n / 2 ** 32);
+    this.buf.writeInt32BE(high, this.at);
+    this.buf.writeUInt32BE(n - high * 2 ** 32, this.at + 4);
+    this.at += 8;
   }
 
   private bytes(b: Uint8Array): void {

@@ -5,44 +5,79 @@ import type { IncomingRecord } from "./convert.js";
 import type { CopyValue, RowLoader } from "./copy.js";
 import { dayOf, partitionLock, type Partitions } from "./partitions.js";
 
-/** Columns of audit.records as inserted, with their values. */
-const recordColumns: [string, (r: ChainedRecord) => CopyValue][] = [
-  ["id", (r) => r.id],
-  ["time", (r) => new Date(r.timeMs)],
-  ["kind", (r) => r.kind],
-  ["org_id", (r) => r.orgId],
-  ["actor", (r) => r.actor],
-  ["actor_kind", (r) => r.actorKind],
-  ["action", (r) => r.action],
-  ["subject", (r) => r.subject],
-  ["status", (r) => r.status],
-  ["session_id", (r) => r.sessionId],
-  ["interception_id", (r) => r.interceptionId],
-  ["workspace", (r) => r.workspace],
-  ["repositories", (r) => r.repositories],
-  ["user_agent", (r) => r.userAgent],
-  ["provider", (r) => r.provider],
-  ["model", (r) => r.model],
-  ["tool_names", (r) => r.toolNames],
-  ["input_tokens", (r) => r.usage.inputTokens],
-  ["output_tokens", (r) => r.usage.outputTokens],
-  ["cache_read_tokens", (r) => r.usage.cacheReadTokens],
-  ["cache_write_tokens", (r) => r.usage.cacheWriteTokens],
-  ["reasoning_tokens", (r) => r.usage.reasoningTokens],
-  ["latency_ms", (r) => r.latencyMs],
-  ["attributes", (r) => r.attributes],
-  ["content_sha256", (r) => r.contentSha256],
-  ["chain_id", (r) => r.chainId],
-  ["seq", (r) => r.seq],
-  ["prev_hash", (r) => r.prevHash],
-  ["hash", (r) => r.hash],
+/** Columns of audit.records as inserted, in the order recordRow gives their values. */
+const recordColumns = [
+  "id",
+  "time",
+  "kind",
+  "org_id",
+  "actor",
+  "actor_kind",
+  "action",
+  "subject",
+  "status",
+  "session_id",
+  "interception_id",
+  "workspace",
+  "repositories",
+  "user_agent",
+  "provider",
+  "model",
+  "tool_names",
+  "input_tokens",
+  "output_tokens",
+  "cache_read_tokens",
+  "cache_write_tokens",
+  "reasoning_tokens",
+  "latency_ms",
+  "attributes",
+  "content_sha256",
+  "chain_id",
+  "seq",
+  "prev_hash",
+  "hash",
 ];
+
+/** A record's row, one array literal: built once per record appended. */
+function recordRow(r: ChainedRecord): CopyValue[] {
+  return [
+    r.id,
+    new Date(r.timeMs),
+    r.kind,
+    r.orgId,
+    r.actor,
+    r.actorKind,
+    r.action,
+    r.subject,
+    r.status,
+    r.sessionId,
+    r.interceptionId,
+    r.workspace,
+    r.repositories,
+    r.userAgent,
+    r.provider,
+    r.model,
+    r.toolNames,
+    r.usage.inputTokens,
+    r.usage.outputTokens,
+    r.usage.cacheReadTokens,
+    r.usage.cacheWriteTokens,
+    r.usage.reasoningTokens,
+    r.latencyMs,
+    r.attributes,
+    r.contentSha256,
+    r.chainId,
+    r.seq,
+    r.prevHash,
+    r.hash,
+  ];
+}
 
 /** Postgres's unique_violation: COPY met a record (or content) stored before. */
 const uniqueViolation = "23505";
 
 /** The columns a stored record is read back with. */
-export const recordSelect = recordColumns.map(([c]) => c).join(", ");
+export const recordSelect = recordColumns.join(", ");
 
 export interface RecordRow {
   id: string;
@@ -192,12 +227,7 @@ export class PgAuditWriter {
         head.hash = links.at(-1)!.hash;
       }
       if (chained.length > 0) {
-        await this.load(
-          tx,
-          "audit.records",
-          recordColumns.map(([c]) => c),
-          chained.map((r) => recordColumns.map(([, value]) => value(r))),
-        );
+        await this.load(tx, "audit.records", recordColumns, chained.map(recordRow));
       }
       for (const chainId of byChain.keys()) {
         const head = heads.get(chainId)!;
