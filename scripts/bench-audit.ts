@@ -19,10 +19,13 @@
  *
  * Environment: BENCH_AUDIT_RECORDS, BENCH_SECONDS (ingest phase, default 20),
  * BENCH_CONCURRENCY (shippers, default 4), BENCH_BATCH (records per Append,
- * default 500), BENCH_SAMPLES (queries per filter, default 200).
+ * default 500), BENCH_SAMPLES (queries per filter, default 200),
+ * BENCH_AUDIT_REPLICAS (audit processes on the same database, default 1;
+ * the shippers take them in turn).
  */
 import { randomUUID } from "node:crypto";
 import http2 from "node:http2";
+import { availableParallelism } from "node:os";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import pg from "pg";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
@@ -40,13 +43,21 @@ import { ServiceCredentials } from "../services/kit/service-credentials.js";
 import { connectTo } from "../test/support/clients.js";
 import { createTestDatabase, redisUrl, testServiceSecret } from "../test/support/env.js";
 import { spawnAirlock } from "../test/support/process.js";
-import { cpuMs, quantile, rssMb, timeEach } from "./bench-support.js";
+import {
+  cpuMs,
+  cpuMsOfCommand,
+  machineIdleMs,
+  quantile,
+  rssMb,
+  timeEach,
+} from "./bench-support.js";
 
 const total = Number(process.env.BENCH_AUDIT_RECORDS ?? 1_000_000);
 const seconds = Number(process.env.BENCH_SECONDS ?? 20);
 const shippers = Number(process.env.BENCH_CONCURRENCY ?? 4);
 const batch = Number(process.env.BENCH_BATCH ?? 500);
 const samples = Number(process.env.BENCH_SAMPLES ?? 200);
+const replicas = Number(process.env.BENCH_AUDIT_REPLICAS ?? 1);
 const days = 30;
 const models = ["gpt-4.1-mini", "gpt-4o", "o4-mini", "claude-sonnet-4", "claude-haiku-4"];
 const tools = ["shell", "read_file", "write_file", "search", "git"];
@@ -96,6 +107,20 @@ const server = await spawnAirlock(["serve", "identity", "policy", "audit"], {
   AIRLOCK_AUDIT_PARTITION_DAYS_AHEAD: "1",
 });
 server.child.stdout?.removeAllListeners("data").resume();
+// More audit replicas, as a deployment scales audit out; they find identity and policy in the first process.
+const extra = await Promise.all(
+  Array.from({ length: replicas - 1 }, () =>
+    spawnAirlock(["serve", "audit"], {
+      DATABASE_URL: db.url,
+      REDIS_URL: redisUrl,
+      AIRLOCK_SERVICE_SECRET: secret,
+      AIRLOCK_AUDIT_PARTITION_DAYS_AHEAD: "1",
+      AIRLOCK_IDENTITY_URL: server.url,
+      AIRLOCK_POLICY_URL: server.url,
+    }),
+  ),
+);
+for (const e of extra) e.child.stdout?.removeAllListeners("data").resume();
 try {
   const boot = await connectTo(IdentityService, server.url).bootstrap({
     orgName: "bench",
@@ -129,7 +154,8 @@ try {
     const idOffsets = records.map((r) => (at = bytes.indexOf(r.id, at)));
     return { bytes, idOffsets };
   });
-  const session = http2.connect(server.url);
+  const sessions = [server, ...extra].map((p) => http2.connect(p.url));
+  let turn = 0;
   const appendPath = `/${AuditService.typeName}/${AuditService.method.append.name}`;
   let sent = 0;
   /** Sends the next day's batch with fresh ids; resolves with the records stored. */
@@ -139,7 +165,7 @@ try {
     const body = Buffer.from(bytes);
     for (const at of idOffsets) body.write(randomUUID(), at, "latin1");
     return new Promise<number>((resolve, reject) => {
-      const call = session.request({
+      const call = sessions[turn++ % sessions.length]!.request({
         ":method": "POST",
         ":path": appendPath,
         "content-type": "application/proto",
@@ -163,7 +189,14 @@ try {
   // Warm-up: one batch per day creates the days' partitions (as upkeep does ahead of time).
   for (let i = 0; i < days; i++) await sendBatch();
 
-  const cpuBefore = await cpuMs(server.child.pid!);
+  const auditPids = [server, ...extra].map((p) => p.child.pid!);
+  const auditCpu = async () => (await Promise.all(auditPids.map(cpuMs))).reduce((a, b) => a + b);
+  const before = {
+    audit: await auditCpu(),
+    postgres: await cpuMsOfCommand("postgres"),
+    bench: process.cpuUsage(),
+    idle: await machineIdleMs(),
+  };
   const started = performance.now();
   const until = started + seconds * 1000;
   let stored = 0;
@@ -177,7 +210,14 @@ try {
     }),
   );
   const elapsed = (performance.now() - started) / 1000;
-  const ingestCpu = (await cpuMs(server.child.pid!)) - cpuBefore;
+  const share = (ms: number) => `${Math.round(ms / elapsed / 10)}%`;
+  const benchUsage = process.cpuUsage(before.bench);
+  const cpu = {
+    audit: share((await auditCpu()) - before.audit),
+    postgres: share((await cpuMsOfCommand("postgres")) - before.postgres),
+    bench: share((benchUsage.user + benchUsage.system) / 1000),
+    idle: share((await machineIdleMs()) - before.idle),
+  };
   const ingest = Math.round(stored / elapsed);
 
   // Fill to the total, as fast as it goes.
@@ -189,7 +229,7 @@ try {
     }),
   );
   const fillRate = Math.round((sent - sentBefore) / ((performance.now() - fillStarted) / 1000));
-  session.close();
+  for (const s of sessions) s.close();
   const pgClient = new pg.Client({ connectionString: db.url });
   await pgClient.connect();
   const count = Number(
@@ -229,15 +269,18 @@ try {
   console.log(`\nAudit benchmark, ${new Date().toISOString()}`);
   console.log(
     `\nAppend, ${shippers} shippers x batches of ${batch} records (~2 KB content each), ${elapsed.toFixed(1)} s: ` +
-      `${ingest} records/s sustained; audit process CPU ${(ingestCpu / elapsed / 10).toFixed(0)}% of one core, RSS ${await rssMb(server.child.pid!)} MiB`,
+      `${ingest} records/s sustained (${replicas} audit process${replicas > 1 ? "es" : ""})\n` +
+      `CPU, in % of one core: audit ${cpu.audit}, Postgres ${cpu.postgres}, this benchmark ${cpu.bench}, idle ${cpu.idle} (of ${availableParallelism() * 100}%); ` +
+      `audit RSS ${await rssMb(server.child.pid!)} MiB`,
   );
-  console.log(`Fill to ${count} stored records: ${fillRate} records/s`);
+  if (sent > sentBefore) console.log(`Fill to ${count} stored records: ${fillRate} records/s`);
   console.log(
     `\nQuery over ${count} records (${days} daily partitions), as an auditor over loopback:\n`,
   );
   console.log(lines.join("\n"));
 } finally {
   await server.stop();
+  for (const e of extra) await e.stop();
   if (process.env.BENCH_KEEP_DB) console.log(`kept ${db.url}`);
   else await db.drop();
 }

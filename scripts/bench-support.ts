@@ -1,5 +1,5 @@
 /** What the benchmark scripts share: timing loops, quantiles and process readings. */
-import { readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 
 /** Runs `call` `n` times one after another; the latencies in milliseconds, sorted. */
 export async function timeEach(n: number, call: () => Promise<unknown>): Promise<number[]> {
@@ -54,4 +54,23 @@ export async function cpuMs(pid: number): Promise<number> {
 export async function rssMb(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, "utf8");
   return Math.round(Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024);
+}
+
+/** CPU time so far of every process whose command name is `comm` (e.g. "postgres"), in ms. */
+export async function cpuMsOfCommand(comm: string): Promise<number> {
+  let total = 0;
+  for (const pid of (await readdir("/proc")).filter((d) => /^\d+$/.test(d))) {
+    try {
+      if ((await readFile(`/proc/${pid}/comm`, "utf8")).trim() === comm) total += await cpuMs(+pid);
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return total;
+}
+
+/** Idle CPU time of the whole machine so far, all cores together, in ms. */
+export async function machineIdleMs(): Promise<number> {
+  const fields = (await readFile("/proc/stat", "utf8")).split("\n")[0]!.trim().split(/\s+/);
+  return (Number(fields[4]) + Number(fields[5])) * 10;
 }

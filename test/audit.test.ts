@@ -102,6 +102,32 @@ test.serial(
 );
 
 test.serial(
+  "concurrent Appends written together each get their own counts; a batch sent twice at once is stored once",
+  async (t) => {
+    const now = Date.now();
+    const batches = Array.from({ length: 12 }, (_, b) =>
+      Array.from({ length: 5 + b }, (_, i) =>
+        llmResponse(org.orgId, { timeMs: now - 5000 + b * 100 + i, sessionId: "ses_group" }),
+      ),
+    );
+    const twice = batches[3]!;
+    const answers = await Promise.all(
+      [...batches, twice].map((records) => asService().append({ records })),
+    );
+    batches.forEach((batch, b) => {
+      if (b !== 3) t.like(answers[b], { stored: batch.length, duplicates: 0 });
+    });
+    // Whichever of the two copies was written first stored the records; the other found them.
+    const copies = [answers[3]!, answers.at(-1)!];
+    t.is(copies[0]!.stored + copies[1]!.stored, twice.length);
+    t.is(copies[0]!.duplicates + copies[1]!.duplicates, twice.length);
+    const stored = await as(auditor).query({ sessionId: "ses_group", pageSize: 500 });
+    t.is(stored.records.length, batches.flat().length);
+    t.true((await as(auditor).verify({})).ok);
+  },
+);
+
+test.serial(
   "a writer from before content_json still appends Struct content, kept as its canonical text",
   async (t) => {
     const old = {

@@ -170,13 +170,36 @@ export interface CheckpointPolicy {
   every: number;
 }
 
+/** Records in one transaction at most: the most one Append may carry. */
+const maxGroupRecords = 5000;
+/**
+ * Transactions in flight per process: one can write its contents while the
+ * other holds its chains' locks; more would only wait on those locks.
+ */
+const maxWriting = 2;
+
+interface PendingBatch {
+  records: readonly IncomingRecord[];
+  resolve: (result: AppendResult) => void;
+  reject: (err: unknown) => void;
+}
+
 /**
  * Writes the audit log. Each org's records form one chain (chain id = org
- * id); a batch takes its chains' head rows with FOR UPDATE, in id order so
- * two batches never deadlock, which also serialises positions across
+ * id); a transaction takes its chains' head rows with FOR UPDATE, in id
+ * order so two never deadlock, which also serialises positions across
  * replicas in commit order.
+ *
+ * Batches that arrive while transactions are in flight wait and are then
+ * written together, in arrival order, as one transaction (group commit):
+ * many writers with small batches cost one lock round, one COPY per table
+ * and one commit per group instead of one each, and do not queue on the
+ * chain's lock holding a connection each.
  */
 export class PgAuditWriter {
+  private readonly waiting: PendingBatch[] = [];
+  private writing = 0;
+
   constructor(
     private readonly pool: Pool,
     private readonly partitions: Partitions,
@@ -186,25 +209,76 @@ export class PgAuditWriter {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /**
-   * Stores a batch. Retries are rare (a shipper that lost an ack), so the
-   * batch is first copied in as if none of it were stored; only when that
-   * meets a stored id is the transaction rolled back and the batch filtered
-   * against what is stored, so that a retried record never takes a second
-   * position in its chain.
-   */
+  /** Stores a batch; resolves once it is committed. */
   async append(records: readonly IncomingRecord[]): Promise<AppendResult> {
     if (records.length === 0) return { stored: 0, duplicates: 0, chains: [] };
     await this.partitions.ensure(records.map((r) => dayOf(r.meta.timeMs)));
-    try {
-      return await this.appendOnce(records, false);
-    } catch (err) {
-      if ((err as { code?: string }).code !== uniqueViolation) throw err;
-      return this.appendOnce(records, true);
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ records, resolve, reject });
+      this.startWriting();
+    });
+  }
+
+  private startWriting(): void {
+    while (this.writing < maxWriting && this.waiting.length > 0) {
+      let count = this.waiting[0]!.records.length;
+      let take = 1;
+      while (
+        take < this.waiting.length &&
+        count + this.waiting[take]!.records.length <= maxGroupRecords
+      )
+        count += this.waiting[take++]!.records.length;
+      const group = this.waiting.splice(0, take);
+      this.writing++;
+      void this.writeGroup(group).finally(() => {
+        this.writing--;
+        this.startWriting();
+      });
     }
   }
 
-  private appendOnce(records: readonly IncomingRecord[], filter: boolean): Promise<AppendResult> {
+  /** Writes a group; when it fails, each of its batches alone, so one batch's fault fails no other. */
+  private async writeGroup(group: PendingBatch[]): Promise<void> {
+    try {
+      const results = await this.store(group.map((b) => b.records));
+      group.forEach((b, i) => b.resolve(results[i]!));
+    } catch (err) {
+      if (group.length === 1) return group[0]!.reject(err);
+      for (const b of group) await this.store([b.records]).then(([r]) => b.resolve(r!), b.reject);
+    }
+  }
+
+  /**
+   * Stores batches in one transaction. Retries are rare (a shipper that
+   * lost an ack), so the records are first copied in as if none were
+   * stored; only when that meets a stored id is the transaction rolled back
+   * and the records filtered against what is stored, so that a retried
+   * record never takes a second position in its chain.
+   */
+  private async store(batches: (readonly IncomingRecord[])[]): Promise<AppendResult[]> {
+    const records = batches.flat();
+    let stored: Set<IncomingRecord>;
+    try {
+      stored = await this.appendOnce(records, false);
+    } catch (err) {
+      if ((err as { code?: string }).code !== uniqueViolation) throw err;
+      stored = await this.appendOnce(records, true);
+    }
+    return batches.map((batch) => {
+      const mine = batch.filter((r) => stored.has(r));
+      return {
+        stored: mine.length,
+        duplicates: batch.length - mine.length,
+        chains: [...new Set(mine.map((r) => r.meta.orgId))],
+      };
+    });
+  }
+
+  /** Writes the records not stored yet (all, unless `filter`); answers those it stored. */
+  private appendOnce(
+    records: readonly IncomingRecord[],
+    filter: boolean,
+  ): Promise<Set<IncomingRecord>> {
     return inTransaction(this.pool, async (tx) => {
       await tx.query(`SELECT pg_advisory_xact_lock_shared(${partitionLock})`);
       const fresh = filter ? await this.withoutStored(tx, records) : onlyFirstOfEachId(records);
@@ -234,11 +308,7 @@ export class PgAuditWriter {
         const due = Number(head.seq) - Number(head.checkpoint_seq) >= this.checkpoints.every;
         await saveHead(tx, head, due ? this.checkpoint(head) : undefined);
       }
-      return {
-        stored: chained.length,
-        duplicates: records.length - chained.length,
-        chains: [...byChain.keys()],
-      };
+      return new Set(fresh);
     });
   }
 
