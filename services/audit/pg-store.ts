@@ -274,13 +274,19 @@ export class PgAuditWriter {
     });
   }
 
-  /** Writes the records not stored yet (all, unless `filter`); answers those it stored. */
-  private appendOnce(
+  /**
+   * Writes the records not stored yet (all, unless `filter`); answers those
+   * it stored. From the chains' lock to the commit every round trip to
+   * Postgres lengthens the time other writers wait, so the heads' update
+   * and the commit go in one.
+   */
+  private async appendOnce(
     records: readonly IncomingRecord[],
     filter: boolean,
   ): Promise<Set<IncomingRecord>> {
-    return inTransaction(this.pool, async (tx) => {
-      await tx.query(`SELECT pg_advisory_xact_lock_shared(${partitionLock})`);
+    const tx = await this.pool.connect();
+    try {
+      await tx.query(`BEGIN; SELECT pg_advisory_xact_lock_shared(${partitionLock})`);
       const fresh = filter ? await this.withoutStored(tx, records) : onlyFirstOfEachId(records);
       // Content first: it needs no position, so the chains' locks are not held while it is written.
       await insertContents(tx, fresh, this.load);
@@ -303,13 +309,19 @@ export class PgAuditWriter {
       if (chained.length > 0) {
         await this.load(tx, "audit.records", recordColumns, chained.map(recordRow));
       }
-      for (const chainId of byChain.keys()) {
-        const head = heads.get(chainId)!;
-        const due = Number(head.seq) - Number(head.checkpoint_seq) >= this.checkpoints.every;
-        await saveHead(tx, head, due ? this.checkpoint(head) : undefined);
+      const moved = [...byChain.keys()].map((chainId) => heads.get(chainId)!);
+      for (const head of moved) {
+        if (Number(head.seq) - Number(head.checkpoint_seq) >= this.checkpoints.every)
+          await saveCheckpoint(tx, head, this.checkpoint(head));
       }
+      await tx.query(moved.length > 0 ? `${updateHeads(tx, moved)}; COMMIT` : "COMMIT");
       return new Set(fresh);
-    });
+    } catch (err) {
+      await tx.query("ROLLBACK").catch(() => undefined);
+      throw err;
+    } finally {
+      tx.release();
+    }
   }
 
   /**
@@ -323,8 +335,10 @@ export class PgAuditWriter {
     for (const { chain_id } of rows) {
       await inTransaction(this.pool, async (tx) => {
         const head = (await lockHeads(tx, [chain_id])).get(chain_id)!;
-        if (Number(head.seq) > Number(head.checkpoint_seq))
-          await saveHead(tx, head, this.checkpoint(head));
+        if (Number(head.seq) > Number(head.checkpoint_seq)) {
+          await saveCheckpoint(tx, head, this.checkpoint(head));
+          await tx.query(updateHeads(tx, [head]));
+        }
       });
     }
     return rows.length;
@@ -388,42 +402,59 @@ async function insertContents(
     await load(tx, "audit.contents", ["record_id", "time", "org_id", "body"], rows);
 }
 
+/** Locks the chains' heads, in id order, creating those that do not exist yet. */
 async function lockHeads(tx: PoolClient, chainIds: string[]): Promise<Map<string, HeadRow>> {
-  await tx.query(
-    "INSERT INTO audit.chains (chain_id) SELECT unnest($1::text[]) ORDER BY 1 ON CONFLICT DO NOTHING",
-    [chainIds],
-  );
-  const { rows } = await tx.query<HeadRow>(
-    `SELECT chain_id, seq, hash, checkpoint_seq, checkpoint_hash FROM audit.chains
-     WHERE chain_id = ANY($1) ORDER BY chain_id FOR UPDATE`,
-    [chainIds],
-  );
+  const select = () =>
+    tx.query<HeadRow>(
+      `SELECT chain_id, seq, hash, checkpoint_seq, checkpoint_hash FROM audit.chains
+       WHERE chain_id = ANY($1) ORDER BY chain_id FOR UPDATE`,
+      [chainIds],
+    );
+  let { rows } = await select();
+  if (rows.length < chainIds.length) {
+    await tx.query(
+      "INSERT INTO audit.chains (chain_id) SELECT unnest($1::text[]) ORDER BY 1 ON CONFLICT DO NOTHING",
+      [chainIds],
+    );
+    ({ rows } = await select());
+  }
   return new Map(rows.map((r) => [r.chain_id, r]));
 }
 
-async function saveHead(tx: PoolClient, head: HeadRow, checkpoint: CheckpointData | undefined) {
-  if (checkpoint) {
-    await tx.query(
-      `INSERT INTO audit.checkpoints
-         (chain_id, seq, hash, prev_checkpoint_hash, time, key_id, checkpoint_hash, signature)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-      [
-        checkpoint.chainId,
-        checkpoint.seq,
-        checkpoint.hash,
-        checkpoint.prevCheckpointHash,
-        new Date(checkpoint.timeMs).toISOString(),
-        checkpoint.keyId,
-        checkpoint.checkpointHash,
-        checkpoint.signature,
-      ],
-    );
-    head.checkpoint_seq = String(checkpoint.seq);
-    head.checkpoint_hash = checkpoint.checkpointHash;
-  }
+/** Stores a checkpoint over a head, which then names it. */
+async function saveCheckpoint(tx: PoolClient, head: HeadRow, checkpoint: CheckpointData) {
   await tx.query(
-    `UPDATE audit.chains SET seq = $2, hash = $3, checkpoint_seq = $4, checkpoint_hash = $5,
-       updated_at = now() WHERE chain_id = $1`,
-    [head.chain_id, head.seq, head.hash, head.checkpoint_seq, head.checkpoint_hash],
+    `INSERT INTO audit.checkpoints
+       (chain_id, seq, hash, prev_checkpoint_hash, time, key_id, checkpoint_hash, signature)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+    [
+      checkpoint.chainId,
+      checkpoint.seq,
+      checkpoint.hash,
+      checkpoint.prevCheckpointHash,
+      new Date(checkpoint.timeMs).toISOString(),
+      checkpoint.keyId,
+      checkpoint.checkpointHash,
+      checkpoint.signature,
+    ],
   );
+  head.checkpoint_seq = String(checkpoint.seq);
+  head.checkpoint_hash = checkpoint.checkpointHash;
+}
+
+/**
+ * The statement that moves heads, with its values written in as literals
+ * (escaped by the driver) so that it can share a round trip with COMMIT,
+ * which a statement with parameters cannot.
+ */
+function updateHeads(tx: PoolClient, heads: readonly HeadRow[]): string {
+  const values = heads.map(
+    (h) =>
+      `(${tx.escapeLiteral(h.chain_id)}, ${BigInt(h.seq)}, ${tx.escapeLiteral(h.hash)}, ` +
+      `${BigInt(h.checkpoint_seq)}, ${tx.escapeLiteral(h.checkpoint_hash)})`,
+  );
+  return `UPDATE audit.chains AS c SET seq = v.seq, hash = v.hash, checkpoint_seq = v.checkpoint_seq,
+      checkpoint_hash = v.checkpoint_hash, updated_at = now()
+    FROM (VALUES ${values.join(", ")}) AS v (chain_id, seq, hash, checkpoint_seq, checkpoint_hash)
+    WHERE c.chain_id = v.chain_id`;
 }
