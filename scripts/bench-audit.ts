@@ -71,7 +71,8 @@ function record(orgId: string, timeMs: number) {
   const n = made++;
   return create(RecordSchema, {
     id: `${randomUUID()}.response`,
-    kind: n % 2 === 0 ? "llm.request" : "llm.response",
+    // A few other events among the LLM records, as identity and policy write them.
+    kind: n % 1000 === 0 ? "identity.token" : n % 2 === 0 ? "llm.request" : "llm.response",
     time: timestampFromMs(timeMs),
     orgId,
     actor: `agt_bench${n % 50}`,
@@ -142,10 +143,10 @@ try {
   const auditorToken = (await admin.createToken({ principalId: auditorId })).token;
   const credentials = new ServiceCredentials(secret, "proxy");
   const now = Date.now();
-  // A batch holds consecutive records (one spool segment); batches spread over the days.
-  const templates = Array.from({ length: days }, (_, day) => {
+  // A batch holds consecutive records (one spool segment), `daysAgo` days old.
+  const template = (daysAgo: number) => {
     const records = Array.from({ length: batch }, (_, i) =>
-      record(orgId, now - day * 86_400_000 - i * 1000),
+      record(orgId, now - daysAgo * 86_400_000 - i * 1000),
     );
     const bytes = Buffer.from(
       toBinary(AppendRequestSchema, create(AppendRequestSchema, { records })),
@@ -153,12 +154,17 @@ try {
     let at = 0;
     const idOffsets = records.map((r) => (at = bytes.indexOf(r.id, at)));
     return { bytes, idOffsets };
-  });
+  };
+  // Live traffic is about now, so sustained ingest appends to today's partition; the
+  // fill spreads batches over the days, for queries over a month.
+  const live = Array.from({ length: days }, () => template(0));
+  const spread = Array.from({ length: days }, (_, day) => template(day));
+  let templates = spread;
   const sessions = [server, ...extra].map((p) => http2.connect(p.url));
   let turn = 0;
   const appendPath = `/${AuditService.typeName}/${AuditService.method.append.name}`;
   let sent = 0;
-  /** Sends the next day's batch with fresh ids; resolves with the records stored. */
+  /** Sends the next batch with fresh ids; resolves with the records stored. */
   const sendBatch = () => {
     const { bytes, idOffsets } = templates[(sent / batch) % days]!;
     sent += batch;
@@ -188,6 +194,7 @@ try {
 
   // Warm-up: one batch per day creates the days' partitions (as upkeep does ahead of time).
   for (let i = 0; i < days; i++) await sendBatch();
+  templates = live;
 
   const auditPids = [server, ...extra].map((p) => p.child.pid!);
   const auditCpu = async () => (await Promise.all(auditPids.map(cpuMs))).reduce((a, b) => a + b);
@@ -221,6 +228,7 @@ try {
   const ingest = Math.round(stored / elapsed);
 
   // Fill to the total, as fast as it goes.
+  templates = spread;
   const fillStarted = performance.now();
   const sentBefore = sent;
   await Promise.all(
@@ -247,6 +255,7 @@ try {
     ["by model", { model: "o4-mini" }],
     ["by session", { sessionId: "ses_4242" }],
     ["by kind", { kinds: ["llm.response"] }],
+    ["by kind (rare: identity.token)", { kinds: ["identity.token"] }],
     ["by tool", { toolName: "git" }],
     ["by status (rare: error)", { status: "error" }],
     ["by repository", { repository: "github.com/acme/repo7" }],
