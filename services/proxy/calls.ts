@@ -141,7 +141,7 @@ export async function readJson(
   api: Api,
   req: HttpRequest,
   limit: number,
-): Promise<{ raw: Buffer; json: Record<string, unknown> }> {
+): Promise<{ raw: Buffer; text: string; json: Record<string, unknown> }> {
   const type = String(req.headers["content-type"] ?? "");
   if (!type.toLowerCase().startsWith("application/json")) {
     throw new Refusal(providerError(api, 415, "send the request body as application/json"));
@@ -166,15 +166,16 @@ export async function readJson(
     req.once("error", reject);
   });
   const raw = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+  const text = raw.toString("utf8");
   let json: unknown;
   try {
-    json = JSON.parse(raw.toString("utf8"));
+    json = JSON.parse(text);
   } catch {
     throw new Refusal(providerError(api, 400, "the request body is not valid JSON"));
   }
   if (!json || typeof json !== "object" || Array.isArray(json))
     throw new Refusal(providerError(api, 400, "the request body must be a JSON object"));
-  return { raw, json: json as Record<string, unknown> };
+  return { raw, text, json: json as Record<string, unknown> };
 }
 
 export function respond(res: HttpResponse, error: ProviderError): void {

@@ -6,7 +6,7 @@ import type { HttpRequest, HttpResponse } from "../kit/http-listener.js";
 import type { Logger } from "../kit/log.js";
 import type { ProxyConfig } from "./config.js";
 import { providerError, type ProviderError } from "./provider-errors.js";
-import type { CallContext, LlmResponseRecord, Recorder } from "./records.js";
+import { JsonText, type CallContext, type LlmResponseRecord, type Recorder } from "./records.js";
 import type { Api, ModelRoute, Routing } from "./routing.js";
 import {
   backoff,
@@ -130,7 +130,8 @@ export class LlmProxy {
         time: new Date().toISOString(),
         removedTools: [...removed],
         toolNames: removed.size ? offered.filter((name) => !removed.has(name)) : offered,
-        content: { body: json },
+        // The body less the removed tools: when none was removed, the caller's own text.
+        content: { body: removed.size ? json : new JsonText(body.text) },
       })
       .catch((err: unknown) => {
         this.deps.log.error(

@@ -26,7 +26,20 @@ export interface CallContext {
   stream: boolean;
 }
 
-/** Written before the request goes upstream. `content` holds what retention may purge early. */
+/**
+ * A JSON value kept as the text it arrived in: a request body that goes
+ * upstream unchanged is recorded from its text, not serialised again from
+ * its parsed form (prompts run to hundreds of kilobytes).
+ */
+export class JsonText {
+  constructor(readonly text: string) {}
+}
+
+/**
+ * Written before the request goes upstream. `content` holds what retention
+ * may purge early: the body as it went upstream, as JsonText when that is
+ * the caller's own text.
+ */
 export interface LlmRequestRecord extends CallContext {
   kind: "llm.request";
   time: string;

@@ -1,5 +1,10 @@
 import type { Endpoint } from "./collect.js";
-import type { LlmRecord, LlmRequestRecord, LlmResponseRecord } from "./records.js";
+import {
+  JsonText,
+  type LlmRecord,
+  type LlmRequestRecord,
+  type LlmResponseRecord,
+} from "./records.js";
 import { offeredTools } from "./tools.js";
 
 /** A record as the shipper reads it back: its metadata, and its content as JSON text. */
@@ -10,13 +15,28 @@ export interface SpooledRecord {
 
 /**
  * One spool line: the metadata as JSON, a tab, the content as JSON. Neither
- * JSON text can hold a raw tab or newline (JSON.stringify escapes them), so
- * the line splits without parsing the content, and the shipper sends the
+ * JSON text holds a raw tab or newline (JSON.stringify escapes them, and a
+ * caller's own text has them made spaces), so the line splits without
+ * parsing the content, and the shipper sends the
  * content's text to audit as it is, never decoding or re-encoding it.
  */
 export function spoolLine(record: LlmRecord): string {
   const { content, ...meta } = record;
-  return `${JSON.stringify(meta)}\t${JSON.stringify(content)}\n`;
+  const contentJson =
+    "body" in content && content.body instanceof JsonText
+      ? `{"body":${oneLine(content.body.text)}}`
+      : JSON.stringify(content);
+  return `${JSON.stringify(meta)}\t${contentJson}\n`;
+}
+
+/**
+ * Valid JSON text on one line. JSON has no raw tab, CR or LF inside a
+ * string, so outside one they are only whitespace, and spaces do as well.
+ * (`includes` first: it scans a long prompt many times faster than a regex.)
+ */
+function oneLine(json: string): string {
+  if (!json.includes("\n") && !json.includes("\t") && !json.includes("\r")) return json;
+  return json.replace(/[\t\n\r]/g, " ");
 }
 
 /** Reads a line back (without its newline); throws when it is not one. */

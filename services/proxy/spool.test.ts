@@ -5,7 +5,8 @@ import { syncBuiltinESMExports } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger } from "../kit/log.js";
-import { parseSpoolLine } from "./spool-line.js";
+import { JsonText } from "./records.js";
+import { parseSpoolLine, spoolLine } from "./spool-line.js";
 import { Spool, SpoolFullError, type SpoolOptions } from "./spool.js";
 import { requestRecord, responseRecord } from "../../test/support/llm-records.js";
 
@@ -68,6 +69,21 @@ test("a record is in its segment file, as one line (metadata, tab, content), whe
   t.is(segment!.records, 3);
   t.is(segment!.size, (await readFile(segment!.path)).length);
   t.is(spool.totalBytes, segment!.size);
+});
+
+test("a body kept as the caller's text is spooled on one line and reads back as the same JSON", (t) => {
+  const body = {
+    model: "gpt-4o",
+    messages: [{ role: "user", content: "tab\there,\nnewline,\r\nand \\ backslash" }],
+  };
+  // Pretty-printed by its client: raw tabs and newlines between the tokens.
+  const text = JSON.stringify(body, null, "\t").replaceAll("\n", "\r\n");
+  const record = { ...requestRecord("pretty"), content: { body: new JsonText(text) } };
+  const line = spoolLine(record);
+  t.is(line.indexOf("\n"), line.length - 1);
+  const { meta, contentJson } = parseSpoolLine(line.slice(0, -1));
+  t.deepEqual(JSON.parse(contentJson), { body });
+  t.deepEqual({ ...meta, content: record.content }, record);
 });
 
 test("a full segment is sealed and the next records go to a new one", async (t) => {
