@@ -21,7 +21,9 @@
  * BENCH_CONCURRENCY (shippers, default 4), BENCH_BATCH (records per Append,
  * default 500), BENCH_SAMPLES (queries per filter, default 200),
  * BENCH_AUDIT_REPLICAS (audit processes on the same database, default 1;
- * the shippers take them in turn).
+ * the shippers take them in turn), BENCH_AUDIT_ORGS (orgs, so chains, the
+ * sustained Append is spread over, default 1; shipper k appends to org
+ * k % orgs through audit process k % replicas).
  */
 import { randomUUID } from "node:crypto";
 import http2 from "node:http2";
@@ -58,6 +60,7 @@ const shippers = Number(process.env.BENCH_CONCURRENCY ?? 4);
 const batch = Number(process.env.BENCH_BATCH ?? 500);
 const samples = Number(process.env.BENCH_SAMPLES ?? 200);
 const replicas = Number(process.env.BENCH_AUDIT_REPLICAS ?? 1);
+const orgs = Number(process.env.BENCH_AUDIT_ORGS ?? 1);
 const days = 30;
 const models = ["gpt-4.1-mini", "gpt-4o", "o4-mini", "claude-sonnet-4", "claude-haiku-4"];
 const tools = ["shell", "read_file", "write_file", "search", "git"];
@@ -144,9 +147,9 @@ try {
   const credentials = new ServiceCredentials(secret, "proxy");
   const now = Date.now();
   // A batch holds consecutive records (one spool segment), `daysAgo` days old.
-  const template = (daysAgo: number) => {
+  const template = (org: string, daysAgo: number) => {
     const records = Array.from({ length: batch }, (_, i) =>
-      record(orgId, now - daysAgo * 86_400_000 - i * 1000),
+      record(org, now - daysAgo * 86_400_000 - i * 1000),
     );
     const bytes = Buffer.from(
       toBinary(AppendRequestSchema, create(AppendRequestSchema, { records })),
@@ -157,21 +160,25 @@ try {
   };
   // Live traffic is about now, so sustained ingest appends to today's partition; the
   // fill spreads batches over the days, for queries over a month.
-  const live = Array.from({ length: days }, () => template(0));
-  const spread = Array.from({ length: days }, (_, day) => template(day));
+  // With BENCH_AUDIT_ORGS > 1, shipper k appends to org k % orgs (a chain of its own)
+  // through audit process k % replicas; queries read the first org.
+  const orgIds = [orgId, ...Array.from({ length: orgs - 1 }, (_, i) => `org_bench${i + 1}`)];
+  const live = orgIds.map((org) => Array.from({ length: days }, () => template(org, 0)));
+  const spread = [Array.from({ length: days }, (_, day) => template(orgId, day))];
   let templates = spread;
   const sessions = [server, ...extra].map((p) => http2.connect(p.url));
   let turn = 0;
   const appendPath = `/${AuditService.typeName}/${AuditService.method.append.name}`;
   let sent = 0;
-  /** Sends the next batch with fresh ids; resolves with the records stored. */
-  const sendBatch = () => {
-    const { bytes, idOffsets } = templates[(sent / batch) % days]!;
+  /** Sends shipper k's next batch with fresh ids; resolves with the records stored. */
+  const sendBatch = (k = 0) => {
+    const own = templates[k % templates.length]!;
+    const { bytes, idOffsets } = own[(sent / batch) % days]!;
     sent += batch;
     const body = Buffer.from(bytes);
     for (const at of idOffsets) body.write(randomUUID(), at, "latin1");
     return new Promise<number>((resolve, reject) => {
-      const call = sessions[turn++ % sessions.length]!.request({
+      const call = sessions[(orgs > 1 ? k : turn++) % sessions.length]!.request({
         ":method": "POST",
         ":path": appendPath,
         "content-type": "application/proto",
@@ -208,10 +215,10 @@ try {
   const until = started + seconds * 1000;
   let stored = 0;
   await Promise.all(
-    Array.from({ length: shippers }, async () => {
+    Array.from({ length: shippers }, async (_, k) => {
       while (performance.now() < until) {
         // Not `stored += await …`: that reads `stored` before the await and loses the other shippers' counts.
-        const n = await sendBatch();
+        const n = await sendBatch(k);
         stored += n;
       }
     }),
@@ -278,7 +285,7 @@ try {
   console.log(`\nAudit benchmark, ${new Date().toISOString()}`);
   console.log(
     `\nAppend, ${shippers} shippers x batches of ${batch} records (~2 KB content each), ${elapsed.toFixed(1)} s: ` +
-      `${ingest} records/s sustained (${replicas} audit process${replicas > 1 ? "es" : ""})\n` +
+      `${ingest} records/s sustained (${replicas} audit process${replicas > 1 ? "es" : ""}, ${orgs} org${orgs > 1 ? "s" : ""})\n` +
       `CPU, in % of one core: audit ${cpu.audit}, Postgres ${cpu.postgres}, this benchmark ${cpu.bench}, idle ${cpu.idle} (of ${availableParallelism() * 100}%); ` +
       `audit RSS ${await rssMb(server.child.pid!)} MiB`,
   );
