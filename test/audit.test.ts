@@ -1,7 +1,7 @@
 import test from "ava";
 import pg from "pg";
 import { createClient } from "@connectrpc/connect";
-import { Code } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { AuditService } from "../gen/airlock/audit/v1/audit_pb.js";
 import { IdentityService, PrincipalKind } from "../gen/airlock/identity/v1/identity_pb.js";
@@ -98,6 +98,24 @@ test.serial(
       await refused({ content: { text: "hi" } }),
       /records\[1\]: content and content_json both set; send content_json only/,
     );
+  },
+);
+
+test.serial(
+  "Append refuses a count or latency no JSON number holds exactly, naming the field",
+  async (t) => {
+    const record = llmResponse(org.orgId);
+    record.usage!.outputTokens = 2n ** 63n - 1n;
+    const err = await t.throwsAsync(asService().append({ records: [record] }));
+    t.is(ConnectError.from(err).code, Code.InvalidArgument);
+    t.regex(err.message, /records\[0\]\.usage\.output_tokens: expected a whole number/);
+    const late = { ...llmResponse(org.orgId), latencyMs: -(2n ** 53n) };
+    t.regex(
+      (await t.throwsAsync(asService().append({ records: [late] }))).message,
+      /records\[0\]\.latency_ms/,
+    );
+    record.usage!.outputTokens = 2n ** 53n - 1n;
+    t.like(await asService().append({ records: [record] }), { stored: 1 });
   },
 );
 

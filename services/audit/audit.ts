@@ -11,11 +11,10 @@ import type { CheckpointData } from "./checkpoint.js";
 import { incomingRecord, recordToProto } from "./convert.js";
 import type { AppendNotifier } from "./notifier.js";
 import type { PgAuditReader, RecordFilter } from "./pg-reader.js";
-import type { AppendResult, PgAuditWriter } from "./pg-store.js";
+import { maxAppendBatch, type AppendResult, type PgAuditWriter } from "./pg-store.js";
 import { inChainOrder, type PurgedRange } from "./purged-ranges.js";
 import { ChainVerifier, type VerifyResult } from "./verify.js";
 
-const maxAppendBatch = 5000;
 const verifyPage = 2000;
 
 export interface AuditDeps {

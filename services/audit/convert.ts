@@ -56,17 +56,30 @@ export function incomingRecord(r: AuditRecord, index: number): IncomingRecord {
     model: clean(r.model),
     toolNames: r.toolNames.map(clean),
     usage: {
-      inputTokens: Number(usage?.inputTokens ?? 0n),
-      outputTokens: Number(usage?.outputTokens ?? 0n),
-      cacheReadTokens: Number(usage?.cacheReadTokens ?? 0n),
-      cacheWriteTokens: Number(usage?.cacheWriteTokens ?? 0n),
-      reasoningTokens: Number(usage?.reasoningTokens ?? 0n),
+      inputTokens: exact(usage?.inputTokens ?? 0n, `${where}.usage.input_tokens`),
+      outputTokens: exact(usage?.outputTokens ?? 0n, `${where}.usage.output_tokens`),
+      cacheReadTokens: exact(usage?.cacheReadTokens ?? 0n, `${where}.usage.cache_read_tokens`),
+      cacheWriteTokens: exact(usage?.cacheWriteTokens ?? 0n, `${where}.usage.cache_write_tokens`),
+      reasoningTokens: exact(usage?.reasoningTokens ?? 0n, `${where}.usage.reasoning_tokens`),
     },
-    latencyMs: Number(r.latencyMs),
+    latencyMs: exact(r.latencyMs, `${where}.latency_ms`),
     attributes: canonicalJson(r.attributes ?? {}),
     contentSha256: content === undefined ? "" : sha256Hex(content),
   };
   return { meta, digest: metaDigest(meta), content };
+}
+
+const maxExact = BigInt(Number.MAX_SAFE_INTEGER);
+
+/**
+ * An int64 as it is hashed and stored: a JSON number, exact only within
+ * ±(2^53 − 1). A larger one would hash as a rounded value, or not fit the
+ * column at all, so it is refused, naming the field.
+ */
+function exact(value: bigint, where: string): number {
+  if (value > maxExact || value < -maxExact)
+    throw invalid(`${where}: expected a whole number within ±(2^53 − 1), got ${value}`);
+  return Number(value);
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });

@@ -170,8 +170,8 @@ export interface CheckpointPolicy {
   every: number;
 }
 
-/** Records in one transaction at most: the most one Append may carry. */
-const maxGroupRecords = 5000;
+/** Records one Append may carry, and one transaction at most. */
+export const maxAppendBatch = 5000;
 /**
  * Transactions in flight per process: one can write its contents while the
  * other holds its chains' locks; more would only wait on those locks.
@@ -225,7 +225,7 @@ export class PgAuditWriter {
       let take = 1;
       while (
         take < this.waiting.length &&
-        count + this.waiting[take]!.records.length <= maxGroupRecords
+        count + this.waiting[take]!.records.length <= maxAppendBatch
       )
         count += this.waiting[take++]!.records.length;
       const group = this.waiting.splice(0, take);
