@@ -4,42 +4,10 @@ import { canonicalJson, sha256Hex } from "./canonical.js";
 import { extendChain, metaDigest, recordHash, type RecordMeta } from "./chain.js";
 import { keyIdOf, signCheckpoint } from "./checkpoint.js";
 import { ChainVerifier } from "./verify.js";
-
-function meta(i: number, overrides: Partial<RecordMeta> = {}): RecordMeta {
-  return {
-    id: `rec_${i}`,
-    kind: "llm.response",
-    timeMs: 1_767_225_600_000 + i,
-    orgId: "org_1",
-    actor: "agt_1",
-    actorKind: "agent",
-    action: "invoke",
-    subject: "",
-    status: "ok",
-    sessionId: "ses_1",
-    interceptionId: `call_${i}`,
-    workspace: "payments",
-    repositories: ["github.com/acme/payments"],
-    userAgent: 'curl/8 "quoted" \u2028 é',
-    provider: "openai",
-    model: "gpt-4.1-mini",
-    toolNames: ["shell"],
-    usage: {
-      inputTokens: 10,
-      outputTokens: 5,
-      cacheReadTokens: 0,
-      cacheWriteTokens: 0,
-      reasoningTokens: 1,
-    },
-    latencyMs: 120,
-    attributes: canonicalJson({ z: 1, a: ["x"], httpStatus: 200 }),
-    contentSha256: sha256Hex("{}"),
-    ...overrides,
-  };
-}
+import { recordMeta } from "../../test/support/record-meta.js";
 
 test("the fast digests write exactly the canonical form", (t) => {
-  const m = meta(1);
+  const m = recordMeta(1);
   t.is(metaDigest(m), sha256Hex(canonicalJson(m)));
   // Extra fields of a stored record (its chain link) do not change the digest.
   t.is(metaDigest({ ...m, hash: "x", seq: 9 } as RecordMeta), metaDigest(m));
@@ -65,7 +33,10 @@ const key = (() => {
 function chainOf(n: number) {
   return extendChain(
     { chainId: "org_1", seq: 0, hash: "" },
-    Array.from({ length: n }, (_, i) => ({ meta: meta(i + 1), digest: metaDigest(meta(i + 1)) })),
+    Array.from({ length: n }, (_, i) => ({
+      meta: recordMeta(i + 1),
+      digest: metaDigest(recordMeta(i + 1)),
+    })),
   );
 }
 

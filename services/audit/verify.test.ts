@@ -1,50 +1,22 @@
 import test from "ava";
 import { generateKeyPairSync } from "node:crypto";
-import { extendChain, metaDigest, type ChainedRecord, type RecordMeta } from "./chain.js";
+import { extendChain, metaDigest, type ChainedRecord } from "./chain.js";
 import { keyIdOf, signCheckpoint, type CheckpointData } from "./checkpoint.js";
 import type { PurgedRange } from "./purged-ranges.js";
 import { ChainVerifier } from "./verify.js";
+import { recordMeta } from "../../test/support/record-meta.js";
 
 const { privateKey, publicKey } = generateKeyPairSync("ed25519");
 const signer = { keyId: keyIdOf(publicKey), privateKey, publicKeyPem: "" };
 const keys = new Map([[signer.keyId, publicKey]]);
 
-function meta(i: number): RecordMeta {
-  return {
-    id: `rec_${i}`,
-    kind: "llm.response",
-    timeMs: 1_767_225_600_000 + i,
-    orgId: "org_1",
-    actor: "agt_1",
-    actorKind: "agent",
-    action: "invoke",
-    subject: "",
-    status: "ok",
-    sessionId: "ses_1",
-    interceptionId: `call_${i}`,
-    workspace: "",
-    repositories: [],
-    userAgent: "",
-    provider: "openai",
-    model: "gpt-4.1-mini",
-    toolNames: [],
-    usage: {
-      inputTokens: 1,
-      outputTokens: 1,
-      cacheReadTokens: 0,
-      cacheWriteTokens: 0,
-      reasoningTokens: 0,
-    },
-    latencyMs: 1,
-    attributes: "{}",
-    contentSha256: "",
-  };
-}
-
 /** A chain of ten records, untouched. */
 const chain = extendChain(
   { chainId: "org_1", seq: 0, hash: "" },
-  Array.from({ length: 10 }, (_, i) => ({ meta: meta(i + 1), digest: metaDigest(meta(i + 1)) })),
+  Array.from({ length: 10 }, (_, i) => ({
+    meta: recordMeta(i + 1),
+    digest: metaDigest(recordMeta(i + 1)),
+  })),
 );
 const at = (seq: number) => chain[seq - 1]!;
 
