@@ -284,44 +284,44 @@ export class PgAuditWriter {
     records: readonly IncomingRecord[],
     filter: boolean,
   ): Promise<Set<IncomingRecord>> {
-    const tx = await this.pool.connect();
-    try {
-      await tx.query(`BEGIN; SELECT pg_advisory_xact_lock_shared(${partitionLock})`);
-      const fresh = filter ? await this.withoutStored(tx, records) : onlyFirstOfEachId(records);
-      // Content first: it needs no position, so the chains' locks are not held while it is written.
-      await insertContents(tx, fresh, this.load);
-      const chainIds = [...new Set(records.map((r) => r.meta.orgId))].sort();
-      const heads = await lockHeads(tx, chainIds);
-      const byChain = new Map<string, IncomingRecord[]>();
-      for (const r of fresh) {
-        const list = byChain.get(r.meta.orgId) ?? [];
-        list.push(r);
-        byChain.set(r.meta.orgId, list);
-      }
-      const chained: ChainedRecord[] = [];
-      for (const [chainId, list] of byChain) {
-        const head = heads.get(chainId)!;
-        const links = extendChain({ chainId, seq: Number(head.seq), hash: head.hash }, list);
-        chained.push(...links);
-        head.seq = String(links.at(-1)!.seq);
-        head.hash = links.at(-1)!.hash;
-      }
-      if (chained.length > 0) {
-        await this.load(tx, "audit.records", recordColumns, chained.map(recordRow));
-      }
-      const moved = [...byChain.keys()].map((chainId) => heads.get(chainId)!);
-      for (const head of moved) {
-        if (Number(head.seq) - Number(head.checkpoint_seq) >= this.checkpoints.every)
-          await saveCheckpoint(tx, head, this.checkpoint(head));
-      }
-      await tx.query(moved.length > 0 ? `${updateHeads(tx, moved)}; COMMIT` : "COMMIT");
-      return new Set(fresh);
-    } catch (err) {
-      await tx.query("ROLLBACK").catch(() => undefined);
-      throw err;
-    } finally {
-      tx.release();
-    }
+    const { fresh } = await inTransaction(
+      this.pool,
+      async (tx) => {
+        const fresh = filter ? await this.withoutStored(tx, records) : onlyFirstOfEachId(records);
+        // Content first: it needs no position, so the chains' locks are not held while it is written.
+        await insertContents(tx, fresh, this.load);
+        const chainIds = [...new Set(records.map((r) => r.meta.orgId))].sort();
+        const heads = await lockHeads(tx, chainIds);
+        const byChain = new Map<string, IncomingRecord[]>();
+        for (const r of fresh) {
+          const list = byChain.get(r.meta.orgId) ?? [];
+          list.push(r);
+          byChain.set(r.meta.orgId, list);
+        }
+        const chained: ChainedRecord[] = [];
+        for (const [chainId, list] of byChain) {
+          const head = heads.get(chainId)!;
+          const links = extendChain({ chainId, seq: Number(head.seq), hash: head.hash }, list);
+          chained.push(...links);
+          head.seq = String(links.at(-1)!.seq);
+          head.hash = links.at(-1)!.hash;
+        }
+        if (chained.length > 0) {
+          await this.load(tx, "audit.records", recordColumns, chained.map(recordRow));
+        }
+        const moved = [...byChain.keys()].map((chainId) => heads.get(chainId)!);
+        for (const head of moved) {
+          if (Number(head.seq) - Number(head.checkpoint_seq) >= this.checkpoints.every)
+            await saveCheckpoint(tx, head, this.checkpoint(head));
+        }
+        return { fresh, moved };
+      },
+      {
+        withBegin: `SELECT pg_advisory_xact_lock_shared(${partitionLock})`,
+        withCommit: (tx, { moved }) => (moved.length > 0 ? updateHeads(tx, moved) : undefined),
+      },
+    );
+    return new Set(fresh);
   }
 
   /**

@@ -30,16 +30,29 @@ export function createPool(url: string, options: PoolOptions): Pool {
   return pool;
 }
 
+/**
+ * Statements sent in the same round trip as BEGIN or COMMIT, for a
+ * transaction whose locks others wait on. They are plain SQL text (a query
+ * with parameters holds a single statement): values written as literals,
+ * escaped with the client's `escapeLiteral`.
+ */
+export interface TransactionRoundTrips<T> {
+  withBegin?: string;
+  withCommit?: (tx: PoolClient, result: T) => string | undefined;
+}
+
 /** Runs `work` in a transaction, committing on success and rolling back on any error. */
 export async function inTransaction<T>(
   pool: Pool,
   work: (tx: PoolClient) => Promise<T>,
+  { withBegin, withCommit }: TransactionRoundTrips<T> = {},
 ): Promise<T> {
   const client = await pool.connect();
   try {
-    await client.query("BEGIN");
+    await client.query(withBegin ? `BEGIN; ${withBegin}` : "BEGIN");
     const result = await work(client);
-    await client.query("COMMIT");
+    const last = withCommit?.(client, result);
+    await client.query(last ? `${last}; COMMIT` : "COMMIT");
     return result;
   } catch (err) {
     await client.query("ROLLBACK").catch(() => undefined);
