@@ -111,7 +111,7 @@ class BinaryRows {
 }
 
 /** The binary COPY stream of some rows. */
-export function binaryCopy(rows: readonly (readonly CopyValue[])[]): Buffer {
+function binaryCopy(rows: readonly (readonly CopyValue[])[]): Buffer {
   const out = new BinaryRows();
   for (const row of rows) out.row(row);
   return out.end();
