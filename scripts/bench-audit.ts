@@ -20,10 +20,10 @@
  * Environment: BENCH_AUDIT_RECORDS, BENCH_SECONDS (ingest phase, default 20),
  * BENCH_CONCURRENCY (shippers, default 4), BENCH_BATCH (records per Append,
  * default 500), BENCH_SAMPLES (queries per filter, default 200),
- * BENCH_AUDIT_REPLICAS (audit processes on the same database, default 1;
- * the shippers take them in turn), BENCH_AUDIT_ORGS (orgs, so chains, the
- * sustained Append is spread over, default 1; shipper k appends to org
- * k % orgs through audit process k % replicas).
+ * BENCH_AUDIT_REPLICAS (audit processes on the same database, default 1),
+ * BENCH_AUDIT_ORGS (orgs, so chains, the sustained Append is spread over,
+ * default 1): shipper k appends to org k % orgs through audit process
+ * k % replicas.
  */
 import { randomUUID } from "node:crypto";
 import http2 from "node:http2";
@@ -160,14 +160,12 @@ try {
   };
   // Live traffic is about now, so sustained ingest appends to today's partition; the
   // fill spreads batches over the days, for queries over a month.
-  // With BENCH_AUDIT_ORGS > 1, shipper k appends to org k % orgs (a chain of its own)
-  // through audit process k % replicas; queries read the first org.
+  // The extra orgs (BENCH_AUDIT_ORGS) only take appends; queries read the first.
   const orgIds = [orgId, ...Array.from({ length: orgs - 1 }, (_, i) => `org_bench${i + 1}`)];
   const live = orgIds.map((org) => Array.from({ length: days }, () => template(org, 0)));
   const spread = [Array.from({ length: days }, (_, day) => template(orgId, day))];
   let templates = spread;
   const sessions = [server, ...extra].map((p) => http2.connect(p.url));
-  let turn = 0;
   const appendPath = `/${AuditService.typeName}/${AuditService.method.append.name}`;
   let sent = 0;
   /** Sends shipper k's next batch with fresh ids; resolves with the records stored. */
@@ -178,7 +176,7 @@ try {
     const body = Buffer.from(bytes);
     for (const at of idOffsets) body.write(randomUUID(), at, "latin1");
     return new Promise<number>((resolve, reject) => {
-      const call = sessions[(orgs > 1 ? k : turn++) % sessions.length]!.request({
+      const call = sessions[k % sessions.length]!.request({
         ":method": "POST",
         ":path": appendPath,
         "content-type": "application/proto",
