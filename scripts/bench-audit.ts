@@ -48,6 +48,7 @@ import { spawnAirlock } from "../test/support/process.js";
 import {
   cpuMs,
   cpuMsOfCommand,
+  imageNodeEnv,
   machineIdleMs,
   quantile,
   rssMb,
@@ -103,8 +104,10 @@ function record(orgId: string, timeMs: number) {
 }
 
 const db = await createTestDatabase();
+const nodeEnv = await imageNodeEnv();
 const secret = testServiceSecret();
 const server = await spawnAirlock(["serve", "identity", "policy", "audit"], {
+  ...nodeEnv,
   DATABASE_URL: db.url,
   REDIS_URL: redisUrl,
   AIRLOCK_SERVICE_SECRET: secret,
@@ -115,6 +118,7 @@ server.child.stdout?.removeAllListeners("data").resume();
 const extra = await Promise.all(
   Array.from({ length: replicas - 1 }, () =>
     spawnAirlock(["serve", "audit"], {
+      ...nodeEnv,
       DATABASE_URL: db.url,
       REDIS_URL: redisUrl,
       AIRLOCK_SERVICE_SECRET: secret,

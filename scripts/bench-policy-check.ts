@@ -22,7 +22,7 @@ import { starterBundle } from "../services/cli/policy-commands.js";
 import { connectTo } from "../test/support/clients.js";
 import { createTestDatabase, redisUrl, testServiceSecret } from "../test/support/env.js";
 import { spawnAirlock } from "../test/support/process.js";
-import { latencyRow, timeEach } from "./bench-support.js";
+import { imageNodeEnv, latencyRow, timeEach } from "./bench-support.js";
 
 const ruleCount = 10_000;
 const samples = Number(process.env.BENCH_SAMPLES ?? 300);
@@ -73,6 +73,7 @@ rows.push(
 const db = await createTestDatabase();
 const secret = testServiceSecret();
 const server = await spawnAirlock(["serve", "identity", "policy"], {
+  ...(await imageNodeEnv()),
   DATABASE_URL: db.url,
   REDIS_URL: redisUrl,
   AIRLOCK_SERVICE_SECRET: secret,

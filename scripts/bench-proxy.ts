@@ -25,7 +25,7 @@ import { Pool } from "undici";
 import { createTestDatabase, redisUrl, testServiceSecret } from "../test/support/env.js";
 import { orgWithAgent } from "../test/support/org-setup.js";
 import { spawnAirlock } from "../test/support/process.js";
-import { cpuMs, quantile, rssMb, runFor, timeEach } from "./bench-support.js";
+import { imageNodeEnv, cpuMs, quantile, rssMb, runFor, timeEach } from "./bench-support.js";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 32);
@@ -35,6 +35,7 @@ const mode = process.env.BENCH_MODE ?? "split";
 const fake = await startFakeProcess();
 const db = await createTestDatabase();
 const shared = {
+  ...(await imageNodeEnv()),
   DATABASE_URL: db.url,
   REDIS_URL: redisUrl,
   AIRLOCK_SERVICE_SECRET: testServiceSecret(),

@@ -74,3 +74,18 @@ export async function machineIdleMs(): Promise<number> {
   const fields = (await readFile("/proc/stat", "utf8")).split("\n")[0]!.trim().split(/\s+/);
   return (Number(fields[4]) + Number(fields[5])) * 10;
 }
+
+/**
+ * The environment the container image gives node (its NODE_OPTIONS), read
+ * from deploy/docker/Dockerfile so the benchmarks run the services as
+ * deployed.
+ */
+export async function imageNodeEnv(): Promise<{ NODE_OPTIONS: string }> {
+  const dockerfile = await readFile(
+    new URL("../deploy/docker/Dockerfile", import.meta.url),
+    "utf8",
+  );
+  const options = /^ENV NODE_OPTIONS="([^"]*)"$/m.exec(dockerfile);
+  if (!options) throw new Error("deploy/docker/Dockerfile sets no NODE_OPTIONS");
+  return { NODE_OPTIONS: options[1]! };
+}
