@@ -1,10 +1,11 @@
 import test from "ava";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { BinaryReader } from "@bufbuild/protobuf/wire";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { RecordSchema } from "../../gen/airlock/audit/v1/audit_pb.js";
-import { auditRecord } from "./audit-record.js";
+import { AppendRequestSchema, RecordSchema } from "../../gen/airlock/audit/v1/audit_pb.js";
+import { appendOf, auditRecordWire } from "./audit-record.js";
 import type { CallContext, LlmRecord, LlmRequestRecord, LlmResponseRecord } from "./records.js";
-import { parseSpoolLine, spoolLine } from "./spool-line.js";
+import { parseSpoolLine, spoolLine, type SpooledRecord } from "./spool-line.js";
 
 const context: CallContext = {
   id: "0b6f1c8e-4a55-4d0e-9f6e-2a1c3b4d5e6f",
@@ -65,11 +66,16 @@ const response: LlmResponseRecord = {
 };
 
 /** What the audit service receives: the record spooled, read back, sent over the wire. */
-const sent = (r: LlmRecord) =>
-  fromBinary(
-    RecordSchema,
-    toBinary(RecordSchema, auditRecord(parseSpoolLine(spoolLine(r).trimEnd()))),
-  );
+const sent = (r: LlmRecord) => wire(parseSpoolLine(spoolLine(r).trimEnd()));
+
+/** A record in wire form (its length first) read back by the generic decoder. */
+const wire = (spooled: SpooledRecord) => {
+  const bytes = auditRecordWire(spooled);
+  const reader = new BinaryReader(bytes);
+  const length = reader.uint32();
+  if (reader.pos + length !== bytes.length) throw new Error("the length does not cover the record");
+  return fromBinary(RecordSchema, bytes.subarray(reader.pos));
+};
 
 /** The content as audit stores it. */
 const contentOf = (r: ReturnType<typeof sent>) =>
@@ -79,7 +85,7 @@ const contentOf = (r: ReturnType<typeof sent>) =>
 const legacy = (r: LlmRecord) => {
   const old: Partial<LlmRecord> = { ...r };
   if (old.kind === "llm.request") delete old.toolNames;
-  return auditRecord(parseSpoolLine(JSON.stringify(old)));
+  return wire(parseSpoolLine(JSON.stringify(old)));
 };
 
 test("a request record: its own id, who and what, the tools sent upstream, the body as content", (t) => {
@@ -183,4 +189,60 @@ test("a response that never reached the client keeps ttfb -1 and its error", (t)
   t.is(r.attributes!.httpStatus, 502);
   t.is(r.attributes!.error, "the upstream could not be reached");
   t.deepEqual(contentOf(r), { text: "", reasoning: "", toolCalls: [] });
+});
+
+test("written field by field, a record decodes exactly: multi-byte text, zeros, fractions, a time before 1970", (t) => {
+  const odd: LlmResponseRecord = {
+    ...response,
+    time: "1969-12-31T23:59:59.001Z",
+    userAgent: "agent/1 (😀 ü \t)",
+    repositories: [],
+    model: "模型-1",
+    attempts: 0,
+    latencyMs: 0,
+    ttfbMs: 0.25,
+    usage: {
+      inputTokens: 2 ** 40,
+      outputTokens: 0,
+      cacheReadTokens: 0,
+      cacheWriteTokens: 0,
+      reasoningTokens: 0,
+    },
+    status: "error",
+    error: "upstream said “no” ✗",
+    upstreamModel: "",
+  };
+  const r = sent(odd);
+  t.is(timestampDate(r.time!).toISOString(), odd.time);
+  t.is(r.userAgent, odd.userAgent);
+  t.deepEqual(r.repositories, []);
+  t.is(r.model, odd.model);
+  t.is(r.latencyMs, 0n);
+  t.is(r.usage!.inputTokens, 2n ** 40n);
+  t.is(r.usage!.outputTokens, 0n);
+  t.like(r.attributes, { attempts: 0, ttfbMs: 0.25, error: odd.error, upstreamModel: "" });
+  t.is(r.status, "error");
+  // What the generic encoder writes for the decoded record is what was written: no field
+  // at its default, each in its place.
+  const bytes = auditRecordWire(parseSpoolLine(spoolLine(odd).trimEnd()));
+  const reader = new BinaryReader(bytes);
+  reader.uint32(); // the length
+  t.deepEqual(toBinary(RecordSchema, r), bytes.subarray(reader.pos));
+});
+
+test("an Append of records in wire form is an Append with those records", (t) => {
+  const records = [request, response].map((r) =>
+    auditRecordWire(parseSpoolLine(spoolLine(r).trimEnd())),
+  );
+  const decoded = fromBinary(AppendRequestSchema, toBinary(AppendRequestSchema, appendOf(records)));
+  t.deepEqual(decoded.records, [sent(request), sent(response)]);
+});
+
+test("a record that cannot be written leaves the next one whole", (t) => {
+  const broken = parseSpoolLine(spoolLine(response).trimEnd());
+  // A line readable as JSON but not a proxy record (no repositories), as a damaged spool may hold.
+  delete (broken.meta as Partial<LlmResponseRecord>).repositories;
+  t.throws(() => auditRecordWire(broken));
+  t.deepEqual(sent(request), wire(parseSpoolLine(spoolLine(request).trimEnd())));
+  t.is(sent(request).id, `${context.id}.request`);
 });

@@ -1,9 +1,9 @@
 import { appendFile } from "node:fs/promises";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import type { Registry } from "prom-client";
-import type { AuditService, Record as AuditRecord } from "../../gen/airlock/audit/v1/audit_pb.js";
+import type { AuditService } from "../../gen/airlock/audit/v1/audit_pb.js";
 import type { Logger } from "../kit/log.js";
-import { auditRecord } from "./audit-record.js";
+import { appendOf, auditRecordWire } from "./audit-record.js";
 import { readLines } from "./segment-reader.js";
 import { shipperMetrics, type ShipperMetrics } from "./shipper-metrics.js";
 import { parseSpoolLine } from "./spool-line.js";
@@ -48,7 +48,8 @@ interface Batch {
   end: number;
   /** Lines read, `records` and `unreadable` together. */
   lines: number;
-  records: AuditRecord[];
+  /** The records in protobuf's wire form. */
+  records: Uint8Array[];
   /** The spooled line of each record, kept in case audit refuses it. */
   sources: string[];
   unreadable: string[];
@@ -143,10 +144,9 @@ export class Shipper {
           continue;
         }
         if (batch.records.length) {
-          await this.options.audit.append(
-            { records: batch.records },
-            { signal: this.abort.signal },
-          );
+          await this.options.audit.append(appendOf(batch.records), {
+            signal: this.abort.signal,
+          });
         }
       } catch (err) {
         if (this.abort.signal.aborted) return;
@@ -157,7 +157,7 @@ export class Shipper {
             continue;
           }
           this.options.log.error(
-            { err: ConnectError.from(err).rawMessage, id: batch.records[0]!.id },
+            { err: ConnectError.from(err).rawMessage, ...refusedRecord(batch.sources[0]!) },
             "audit refused a record; it is kept in the rejected file",
           );
           await this.advance(batch, true).catch((e: Error) => this.retryLater(e));
@@ -211,7 +211,7 @@ export class Shipper {
         };
         for (const line of read.lines) {
           try {
-            batch.records.push(auditRecord(parseSpoolLine(line)));
+            batch.records.push(auditRecordWire(parseSpoolLine(line)));
             batch.sources.push(line);
           } catch {
             batch.unreadable.push(line);
@@ -309,4 +309,10 @@ export class Shipper {
       this.abort.signal.addEventListener("abort", done, { once: true });
     });
   }
+}
+
+/** What names a record audit refused, for the log (never its content). */
+function refusedRecord(line: string): { interceptionId: string; kind: string } {
+  const { meta } = parseSpoolLine(line);
+  return { interceptionId: meta.id, kind: meta.kind };
 }
