@@ -38,7 +38,7 @@ for (const [name, load] of [
     await pool.query("TRUNCATE t");
     const client = await pool.connect();
     try {
-      await load("t", ["name", "n", "at", "tags", "body"], rows)(client);
+      await load(client, "t", ["name", "n", "at", "tags", "body"], rows);
     } finally {
       client.release();
     }
@@ -66,7 +66,7 @@ for (const [name, load] of [
     const client = await pool.connect();
     try {
       await client.query("BEGIN");
-      const error = await t.throwsAsync(load("t", ["name"], [["same"], ["same"]])(client));
+      const error = await t.throwsAsync(load(client, "t", ["name"], [["same"], ["same"]]));
       t.is((error as { code?: string }).code, "23505");
       await client.query("ROLLBACK");
     } finally {

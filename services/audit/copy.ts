@@ -131,17 +131,6 @@ function binaryCopy(rows: readonly (readonly CopyValue[])[]): Buffer {
 }
 
 /**
- * Rows for a table, encoded when made; the function it returns loads them
- * in a transaction (no rows: it does nothing). Encoding first lets a writer do it before it takes a
- * lock, so that under the lock only the loading is left.
- */
-export type RowLoader = (
-  table: string,
-  columns: readonly string[],
-  rows: readonly (readonly CopyValue[])[],
-) => (tx: PoolClient) => Promise<void>;
-
-/**
  * Loads rows with COPY FROM STDIN in binary: Postgres takes COPY several
  * times faster than the array literals or JSON a multi-row INSERT would
  * carry (measured on this machine: 2 KB contents at about 17 µs a row
@@ -150,14 +139,20 @@ export type RowLoader = (
  * parsing. COPY knows no ON CONFLICT: a duplicate key fails the statement,
  * and callers treat that as "some of this is stored already".
  */
-export const copyRows: RowLoader = (table, columns, rows) => {
-  if (rows.length === 0) return async () => {};
-  const bytes = binaryCopy(rows);
-  const sql = `COPY ${table} (${columns.join(", ")}) FROM STDIN WITH (FORMAT binary)`;
-  return async (tx) => {
-    await pipeline(Readable.from([bytes]), tx.query(copyFrom(sql)));
-  };
-};
+export async function copyRows(
+  tx: PoolClient,
+  table: string,
+  columns: readonly string[],
+  rows: readonly (readonly CopyValue[])[],
+): Promise<void> {
+  const sink = tx.query(
+    copyFrom(`COPY ${table} (${columns.join(", ")}) FROM STDIN WITH (FORMAT binary)`),
+  );
+  await pipeline(Readable.from([binaryCopy(rows)]), sink);
+}
+
+/** Loads rows into a table; both ways fail on a duplicate key. */
+export type RowLoader = typeof copyRows;
 
 /** Rows per INSERT: Postgres takes at most 65,535 parameters per statement. */
 const insertChunk = 1000;
@@ -166,7 +161,12 @@ const insertChunk = 1000;
  * Loads rows with multi-row INSERTs: for the embedded database, whose
  * socket server does not speak COPY's sub-protocol.
  */
-export const insertRows: RowLoader = (table, columns, rows) => async (tx) => {
+export async function insertRows(
+  tx: PoolClient,
+  table: string,
+  columns: readonly string[],
+  rows: readonly (readonly CopyValue[])[],
+): Promise<void> {
   for (let start = 0; start < rows.length; start += insertChunk) {
     const chunk = rows.slice(start, start + insertChunk);
     const values = chunk.map(
@@ -184,4 +184,4 @@ export const insertRows: RowLoader = (table, columns, rows) => async (tx) => {
         ),
     );
   }
-};
+}

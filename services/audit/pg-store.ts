@@ -1,5 +1,5 @@
 import { inTransaction, type Pool, type PoolClient } from "../kit/pg.js";
-import { extendChain, type ChainHead, type ChainedRecord } from "./chain.js";
+import { extendChain, type ChainedRecord } from "./chain.js";
 import { signCheckpoint, type CheckpointData, type SigningKey } from "./checkpoint.js";
 import type { IncomingRecord } from "./convert.js";
 import type { CopyValue, RowLoader } from "./copy.js";
@@ -199,8 +199,6 @@ interface PendingBatch {
 export class PgAuditWriter {
   private readonly waiting: PendingBatch[] = [];
   private writing = 0;
-  /** Per chain, the head its last group chained records onto (committed or not yet). */
-  private readonly expected = new Map<string, ChainHead>();
 
   constructor(
     private readonly pool: Pool,
@@ -278,14 +276,9 @@ export class PgAuditWriter {
 
   /**
    * Writes the records not stored yet (all, unless `filter`); answers those
-   * it stored. While a chain's lock is held every other writer of the
-   * chain waits, so the records are chained and encoded before it is
-   * taken, on the heads this process expects (where its previous group
-   * left them), and only checked under it: with one process writing a
-   * chain, the expectation holds and the lock covers no more than loading
-   * the rows; when another process moved the chain meanwhile, or a group
-   * before failed, the records are chained again on the heads as locked.
-   * For the same reason the heads' update and the commit go in one round trip.
+   * it stored. From the chains' lock to the commit every round trip to
+   * Postgres lengthens the time other writers wait, so the heads' update
+   * and the commit go in one.
    */
   private async appendOnce(
     records: readonly IncomingRecord[],
@@ -295,29 +288,28 @@ export class PgAuditWriter {
       this.pool,
       async (tx) => {
         const fresh = filter ? await this.withoutStored(tx, records) : onlyFirstOfEachId(records);
+        // Content first: it needs no position, so the chains' locks are not held while it is written.
+        await insertContents(tx, fresh, this.load);
+        const chainIds = [...new Set(records.map((r) => r.meta.orgId))].sort();
+        const heads = await lockHeads(tx, chainIds);
         const byChain = new Map<string, IncomingRecord[]>();
         for (const r of fresh) {
           const list = byChain.get(r.meta.orgId) ?? [];
           list.push(r);
           byChain.set(r.meta.orgId, list);
         }
-        let plan = this.expectedHeads(byChain);
-        let planned = plan && this.chainRecords(byChain, plan);
-        // Content first: it needs no position, so the chains' locks are not held while it is written.
-        await this.load("audit.contents", contentColumns, contentRows(fresh))(tx);
-        const chainIds = [...new Set(records.map((r) => r.meta.orgId))].sort();
-        const heads = await lockHeads(tx, chainIds);
-        if (!plan || [...plan].some(([id, h]) => !sameHead(h, heads.get(id)!))) {
-          plan = new Map([...byChain.keys()].map((id) => [id, headOf(heads.get(id)!)]));
-          planned = this.chainRecords(byChain, plan);
-        }
-        await planned!.load(tx);
-        const moved = [...planned!.ends].map(([chainId, end]) => {
+        const chained: ChainedRecord[] = [];
+        for (const [chainId, list] of byChain) {
           const head = heads.get(chainId)!;
-          head.seq = String(end.seq);
-          head.hash = end.hash;
-          return head;
-        });
+          const links = extendChain({ chainId, seq: Number(head.seq), hash: head.hash }, list);
+          chained.push(...links);
+          head.seq = String(links.at(-1)!.seq);
+          head.hash = links.at(-1)!.hash;
+        }
+        if (chained.length > 0) {
+          await this.load(tx, "audit.records", recordColumns, chained.map(recordRow));
+        }
+        const moved = [...byChain.keys()].map((chainId) => heads.get(chainId)!);
         for (const head of moved) {
           if (Number(head.seq) - Number(head.checkpoint_seq) >= this.checkpoints.every)
             await saveCheckpoint(tx, head, this.checkpoint(head));
@@ -330,34 +322,6 @@ export class PgAuditWriter {
       },
     );
     return new Set(fresh);
-  }
-
-  /** Where this process expects each chain's head, when it expects it for every chain. */
-  private expectedHeads(byChain: Map<string, unknown>): Map<string, ChainHead> | undefined {
-    const plan = new Map<string, ChainHead>();
-    for (const id of byChain.keys()) {
-      const head = this.expected.get(id);
-      if (!head) return undefined;
-      plan.set(id, head);
-    }
-    return plan;
-  }
-
-  /**
-   * The records chained on the given heads and encoded for loading, the
-   * chains' new heads; those become where the next group expects them.
-   */
-  private chainRecords(byChain: Map<string, IncomingRecord[]>, from: Map<string, ChainHead>) {
-    const chained: ChainedRecord[] = [];
-    const ends = new Map<string, ChainHead>();
-    for (const [chainId, list] of byChain) {
-      const links = extendChain(from.get(chainId)!, list);
-      chained.push(...links);
-      const end = { chainId, seq: links.at(-1)!.seq, hash: links.at(-1)!.hash };
-      ends.set(chainId, end);
-      this.expected.set(chainId, end);
-    }
-    return { load: this.load("audit.records", recordColumns, chained.map(recordRow)), ends };
   }
 
   /**
@@ -426,20 +390,16 @@ function onlyFirstOfEachId(
   });
 }
 
-const contentColumns = ["record_id", "time", "org_id", "body"];
-
-function contentRows(records: readonly IncomingRecord[]): CopyValue[][] {
-  return records
+async function insertContents(
+  tx: PoolClient,
+  records: readonly IncomingRecord[],
+  load: RowLoader,
+): Promise<void> {
+  const rows = records
     .filter((r) => r.content !== undefined)
     .map((r) => [r.meta.id, new Date(r.meta.timeMs), r.meta.orgId, r.content!]);
-}
-
-function headOf(row: HeadRow): ChainHead {
-  return { chainId: row.chain_id, seq: Number(row.seq), hash: row.hash };
-}
-
-function sameHead(expected: ChainHead, row: HeadRow): boolean {
-  return expected.seq === Number(row.seq) && expected.hash === row.hash;
+  if (rows.length > 0)
+    await load(tx, "audit.contents", ["record_id", "time", "org_id", "body"], rows);
 }
 
 /** Locks the chains' heads, in id order, creating those that do not exist yet. */
