@@ -5,7 +5,14 @@ import { keyIdOf } from "../services/audit/checkpoint.js";
 import { incomingRecord } from "../services/audit/convert.js";
 import { copyRows, type RowLoader } from "../services/audit/copy.js";
 import { dayOf, Partitions } from "../services/audit/partitions.js";
-import { PgAuditWriter } from "../services/audit/pg-store.js";
+import {
+  PgAuditWriter,
+  recordSelect,
+  rowToChained,
+  type RecordRow,
+} from "../services/audit/pg-store.js";
+import { PgAuditReader } from "../services/audit/pg-reader.js";
+import { ChainVerifier } from "../services/audit/verify.js";
 import { createLogger } from "../services/kit/log.js";
 import { createPool, migrate } from "../services/kit/pg.js";
 import { llmResponse } from "./support/audit-records.js";
@@ -75,3 +82,69 @@ test("a batch that fails inside a group fails alone: the batches written with it
   ]);
   t.is(contents.length, 9 * 20);
 });
+
+test("two writers taking turns on one chain each chain onto the other's records: one gap-free chain that verifies", async (t) => {
+  // As two audit replicas serving one org: each must chain onto the records the other wrote.
+  const partitions = new Partitions(pool);
+  const now = Date.now();
+  await partitions.ensure([dayOf(now)]);
+  const writers = [0, 1].map(
+    () => new PgAuditWriter(pool, partitions, { key, every: 7 }, copyRows),
+  );
+  const orgId = "org_turns";
+  const turns = 6;
+  for (let turn = 0; turn < turns; turn++) {
+    const batch = Array.from({ length: 5 }, (_, i) =>
+      incomingRecord(llmResponse(orgId, { timeMs: now + turn * 10 + i }), i),
+    );
+    t.like(await writers[turn % 2]!.append(batch), { stored: 5, duplicates: 0 });
+  }
+  t.like(await verifyChain(orgId), { ok: true, recordsChecked: turns * 5, checkpointsChecked: 3 });
+  const { rows: checkpoints } = await pool.query<{ seq: string }>(
+    "SELECT seq FROM audit.checkpoints WHERE chain_id = $1 ORDER BY seq",
+    [orgId],
+  );
+  t.deepEqual(
+    checkpoints.map((c) => Number(c.seq)),
+    [10, 20, 30],
+    "a checkpoint once seven records are past the last, at the end of a group",
+  );
+});
+
+test("two writers racing on one chain, each with groups in flight: every record once, one gap-free chain that verifies", async (t) => {
+  // As two audit replicas serving one org, each with transactions in flight.
+  const partitions = new Partitions(pool);
+  const now = Date.now();
+  await partitions.ensure([dayOf(now)]);
+  const writers = [0, 1].map(
+    () => new PgAuditWriter(pool, partitions, { key, every: 50 }, copyRows),
+  );
+  const orgId = "org_race";
+  const batches = Array.from({ length: 24 }, (_, b) =>
+    Array.from({ length: 10 }, (_, i) =>
+      incomingRecord(llmResponse(orgId, { timeMs: now + b * 10 + i }), i),
+    ),
+  );
+  const results = await Promise.all(batches.map((batch, b) => writers[b % 2]!.append(batch)));
+  t.true(results.every((r) => r.stored === 10 && r.duplicates === 0));
+  const result = await verifyChain(orgId);
+  t.like(result, { ok: true, recordsChecked: 240 });
+  t.true(result.checkpointsChecked > 0, "the checkpoints signed on the way verify too");
+});
+
+/** Verifies a chain from its first record to its head, with its checkpoints. */
+async function verifyChain(chainId: string) {
+  const { rows } = await pool.query<RecordRow>(
+    `SELECT ${recordSelect} FROM audit.records WHERE chain_id = $1 ORDER BY seq`,
+    [chainId],
+  );
+  const verifier = new ChainVerifier(new Map([[key.keyId, publicKey]]), {
+    fromSeq: 1,
+    prevHash: "",
+    prevCheckpointHash: "",
+  });
+  for (const c of await new PgAuditReader(pool).checkpoints(chainId, 1, rows.length))
+    verifier.checkpoint(c);
+  for (const row of rows) verifier.record(rowToChained(row), undefined);
+  return verifier.finish(rows.length);
+}
