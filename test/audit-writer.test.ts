@@ -85,12 +85,7 @@ test("a batch that fails inside a group fails alone: the batches written with it
 
 test("two writers taking turns on one chain each chain onto the other's records: one gap-free chain that verifies", async (t) => {
   // As two audit replicas serving one org: each must chain onto the records the other wrote.
-  const partitions = new Partitions(pool);
-  const now = Date.now();
-  await partitions.ensure([dayOf(now)]);
-  const writers = [0, 1].map(
-    () => new PgAuditWriter(pool, partitions, { key, every: 7 }, copyRows),
-  );
+  const { now, writers } = await replicas(7);
   const orgId = "org_turns";
   const turns = 6;
   for (let turn = 0; turn < turns; turn++) {
@@ -113,12 +108,7 @@ test("two writers taking turns on one chain each chain onto the other's records:
 
 test("two writers racing on one chain, each with groups in flight: every record once, one gap-free chain that verifies", async (t) => {
   // As two audit replicas serving one org, each with transactions in flight.
-  const partitions = new Partitions(pool);
-  const now = Date.now();
-  await partitions.ensure([dayOf(now)]);
-  const writers = [0, 1].map(
-    () => new PgAuditWriter(pool, partitions, { key, every: 50 }, copyRows),
-  );
+  const { now, writers } = await replicas(50);
   const orgId = "org_race";
   const batches = Array.from({ length: 24 }, (_, b) =>
     Array.from({ length: 10 }, (_, i) =>
@@ -131,6 +121,15 @@ test("two writers racing on one chain, each with groups in flight: every record 
   t.like(result, { ok: true, recordsChecked: 240 });
   t.true(result.checkpointsChecked > 0, "the checkpoints signed on the way verify too");
 });
+
+/** Two writers on one database, as two audit replicas; a checkpoint every `every` records. */
+async function replicas(every: number) {
+  const partitions = new Partitions(pool);
+  const now = Date.now();
+  await partitions.ensure([dayOf(now)]);
+  const writers = [0, 1].map(() => new PgAuditWriter(pool, partitions, { key, every }, copyRows));
+  return { now, writers };
+}
 
 /** Verifies a chain from its first record to its head, with its checkpoints. */
 async function verifyChain(chainId: string) {
