@@ -12,10 +12,15 @@ import { orgWithAgent } from "./support/org-setup.js";
 import { startServices } from "./support/runtime.js";
 import { testServiceSecret } from "./support/env.js";
 
-/** The OCSF events the file sink has written so far. */
+/**
+ * The OCSF events the file sink has written so far: its whole lines (read
+ * while the sink appends, the last line may be only partly written, as any
+ * tailing reader sees it).
+ */
 async function exported(file: string): Promise<{ metadata: { uid: string } }[]> {
   const text = await readFile(file, "utf8").catch(() => "");
   return text
+    .slice(0, text.lastIndexOf("\n") + 1)
     .split("\n")
     .filter(Boolean)
     .map((line) => JSON.parse(line) as { metadata: { uid: string } });
