@@ -47,6 +47,7 @@ import { createTestDatabase, redisUrl, testServiceSecret } from "../test/support
 import { spawnAirlock } from "../test/support/process.js";
 import {
   cpuMs,
+  cpuMsBetween,
   cpuMsOfCommand,
   imageNodeEnv,
   machineIdleMs,
@@ -230,7 +231,7 @@ try {
   const benchUsage = process.cpuUsage(before.bench);
   const cpu = {
     audit: share((await auditCpu()) - before.audit),
-    postgres: share((await cpuMsOfCommand("postgres")) - before.postgres),
+    postgres: share(cpuMsBetween(before.postgres, await cpuMsOfCommand("postgres"))),
     bench: share((benchUsage.user + benchUsage.system) / 1000),
     idle: share((await machineIdleMs()) - before.idle),
   };

@@ -56,16 +56,28 @@ export async function rssMb(pid: number): Promise<number> {
   return Math.round(Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024);
 }
 
-/** CPU time so far of every process whose command name is `comm` (e.g. "postgres"), in ms. */
-export async function cpuMsOfCommand(comm: string): Promise<number> {
-  let total = 0;
+/** CPU time so far, in ms, of each process whose command name is `comm` (e.g. "postgres"), by pid. */
+export async function cpuMsOfCommand(comm: string): Promise<Map<number, number>> {
+  const byPid = new Map<number, number>();
   for (const pid of (await readdir("/proc")).filter((d) => /^\d+$/.test(d))) {
     try {
-      if ((await readFile(`/proc/${pid}/comm`, "utf8")).trim() === comm) total += await cpuMs(+pid);
+      if ((await readFile(`/proc/${pid}/comm`, "utf8")).trim() === comm)
+        byPid.set(+pid, await cpuMs(+pid));
     } catch {
       // The process ended while we looked.
     }
   }
+  return byPid;
+}
+
+/**
+ * CPU time spent between two readings of cpuMsOfCommand: a process started
+ * in between counts from zero; one that ended took its time with it (a
+ * plain difference of totals went negative when Postgres backends exited).
+ */
+export function cpuMsBetween(before: Map<number, number>, after: Map<number, number>): number {
+  let total = 0;
+  for (const [pid, ms] of after) total += ms - (before.get(pid) ?? 0);
   return total;
 }
 
