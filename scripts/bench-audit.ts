@@ -14,7 +14,8 @@
  * The benchmark process stands in for proxies on other hosts, so it must take
  * little of the two cores it shares with audit and Postgres: each day's batch
  * is encoded once, and every send copies it and writes fresh record ids into
- * the copy (a record id is what makes it new), sent as a Connect unary call
+ * the copy (a record id is what makes it new; a UUID version 7, as the
+ * proxy makes them), sent as a Connect unary call
  * over one HTTP/2 connection.
  *
  * Environment: BENCH_AUDIT_RECORDS, BENCH_SECONDS (ingest phase, default 20),
@@ -25,7 +26,6 @@
  * default 1): shipper k appends to org k % orgs through audit process
  * k % replicas.
  */
-import { randomUUID } from "node:crypto";
 import http2 from "node:http2";
 import { availableParallelism } from "node:os";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
@@ -41,6 +41,7 @@ import {
 import { IdentityService, PrincipalKind } from "../gen/airlock/identity/v1/identity_pb.js";
 import { PolicyService } from "../gen/airlock/policy/v1/policy_pb.js";
 import { starterBundle } from "../services/cli/policy-commands.js";
+import { uuidv7 } from "../services/kit/ids.js";
 import { ServiceCredentials } from "../services/kit/service-credentials.js";
 import { connectTo } from "../test/support/clients.js";
 import { createTestDatabase, redisUrl, testServiceSecret } from "../test/support/env.js";
@@ -75,7 +76,7 @@ let made = 0;
 function record(orgId: string, timeMs: number) {
   const n = made++;
   return create(RecordSchema, {
-    id: `${randomUUID()}.response`,
+    id: `${uuidv7()}.response`,
     // A few other events among the LLM records, as identity and policy write them.
     kind: n % 1000 === 0 ? "identity.token" : n % 2 === 0 ? "llm.request" : "llm.response",
     time: timestampFromMs(timeMs),
@@ -85,7 +86,7 @@ function record(orgId: string, timeMs: number) {
     action: "invoke",
     status: n % 97 === 0 ? "error" : "ok",
     sessionId: `ses_${n % 20_000}`,
-    interceptionId: randomUUID(),
+    interceptionId: uuidv7(),
     workspace: `ws${n % 7}`,
     repositories: [`github.com/acme/repo${n % 40}`],
     userAgent: "claude-cli/2.0",
@@ -179,7 +180,7 @@ try {
     const { bytes, idOffsets } = own[(sent / batch) % days]!;
     sent += batch;
     const body = Buffer.from(bytes);
-    for (const at of idOffsets) body.write(randomUUID(), at, "latin1");
+    for (const at of idOffsets) body.write(uuidv7(), at, "latin1");
     return new Promise<number>((resolve, reject) => {
       const call = sessions[k % sessions.length]!.request({
         ":method": "POST",

@@ -1,4 +1,4 @@
-import { randomUUID, type KeyObject } from "node:crypto";
+import type { KeyObject } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { RecordSchema, type Record as AuditRecord } from "../../gen/airlock/audit/v1/audit_pb.js";
@@ -6,6 +6,7 @@ import { PrincipalKind } from "../../gen/airlock/identity/v1/identity_pb.js";
 import type { CheckRequest, CheckResponse } from "../../gen/airlock/policy/v1/policy_pb.js";
 import type { Caller, PrincipalCaller } from "../kit/caller.js";
 import { denied, invalid, unauthenticated } from "../kit/errors.js";
+import { uuidv7 } from "../kit/ids.js";
 import type { ChainedRecord } from "./chain.js";
 import type { CheckpointData } from "./checkpoint.js";
 import { incomingRecord, recordToProto } from "./convert.js";
@@ -181,7 +182,7 @@ export class Audit {
   /** Reading prompts is itself audited: written before the content is answered, or not answered. */
   private async recordRead(caller: PrincipalCaller, orgId: string, rpc: string, ids: string[]) {
     const record = create(RecordSchema, {
-      id: `read_${randomUUID()}`,
+      id: `read_${uuidv7()}`,
       kind: "audit.read",
       time: timestampFromMs(this.now()),
       orgId,

@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { uuidv7 } from "./ids.js";
 import type { Queryable } from "./pg.js";
 
 /**
@@ -48,7 +48,7 @@ export class OutboxAuditEvents implements AuditEvents {
       `INSERT INTO ${this.schema}.audit_outbox (id, kind, action, org_id, actor, subject, attributes)
        VALUES ($1, $2, $3, $4, $5, $6, $7)`,
       [
-        randomUUID(),
+        uuidv7(),
         event.kind,
         event.action,
         event.orgId,

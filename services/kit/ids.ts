@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 
 const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
@@ -34,4 +34,18 @@ export function newId(prefix: string): string {
 /** Whether `value` has the shape newId gives (with a three-letter prefix, as every Airlock id has). */
 export function isId(value: string): boolean {
   return /^[a-z]{3}_[0-9A-Za-z]{20}$/.test(value);
+}
+
+/**
+ * A UUID version 7 (RFC 9562): the time in milliseconds, then 74 random
+ * bits. Ids made later sort after those made earlier, so the audit log's
+ * key indexes take new records at their right edge, in pages already in
+ * memory, rather than at a random page each (a random UUID costs Postgres
+ * about a fifth more CPU per stored record once the day's indexes outgrow
+ * its buffers). The random bits come from a version 4 UUID, whose variant
+ * bits are where version 7 has them.
+ */
+export function uuidv7(ms = Date.now()): string {
+  const time = ms.toString(16).padStart(12, "0");
+  return `${time.slice(0, 8)}-${time.slice(8)}-7${randomUUID().slice(15)}`;
 }

@@ -3,10 +3,11 @@
  * endpoints, the request as read and validated, who made it, and the errors
  * and headers it is answered with.
  */
-import { createHash, randomUUID } from "node:crypto";
+import { createHash } from "node:crypto";
 import type { AuthenticateResponse } from "../../gen/airlock/identity/v1/identity_pb.js";
 import { PrincipalKind } from "../../gen/airlock/identity/v1/identity_pb.js";
 import type { HttpRequest, HttpResponse } from "../kit/http-listener.js";
+import { uuidv7 } from "../kit/ids.js";
 import type { Endpoint } from "./collect.js";
 import { providerError, type ProviderError } from "./provider-errors.js";
 import type { CallContext } from "./records.js";
@@ -88,7 +89,7 @@ export function callContext(
     who.scopes.filter((s) => s.startsWith(prefix)).map((s) => s.slice(prefix.length));
   const session = req.headers["x-airlock-session"];
   return {
-    id: randomUUID(),
+    id: uuidv7(),
     sessionId:
       typeof session === "string" && sessionHeader.test(session)
         ? session
