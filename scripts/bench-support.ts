@@ -99,5 +99,7 @@ export async function imageNodeEnv(): Promise<{ NODE_OPTIONS: string }> {
   );
   const options = /^ENV NODE_OPTIONS="([^"]*)"$/m.exec(dockerfile);
   if (!options) throw new Error("deploy/docker/Dockerfile sets no NODE_OPTIONS");
-  return { NODE_OPTIONS: options[1]! };
+  // BENCH_NODE_OPTIONS adds flags for one run, e.g. --cpu-prof to profile the services.
+  const extra = process.env.BENCH_NODE_OPTIONS;
+  return { NODE_OPTIONS: extra ? `${options[1]!} ${extra}` : options[1]! };
 }
