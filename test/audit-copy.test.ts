@@ -8,7 +8,8 @@ const pool = new pg.Pool({ connectionString: db.url, max: 2 });
 
 test.before(async () => {
   await pool.query(
-    `CREATE TABLE t (name text, n bigint, at timestamptz, tags text[], body text, PRIMARY KEY (name))`,
+    `CREATE TABLE t (name text, n bigint, at timestamptz, tags text[], body text, PRIMARY KEY (name));
+     CREATE TABLE after_rows (note text)`,
   );
 });
 test.after.always(async () => {
@@ -29,6 +30,9 @@ const rows = [
   ],
   ["negative", -42, new Date("2000-01-01T00:00:00.000Z"), ["one"], new Uint8Array()],
 ] as const;
+
+// Two megabytes of rows, for a COPY refused early with most of its data still to come.
+const bulk = Array.from({ length: 2000 }, (_, i) => [`row ${i}`, "x".repeat(1000)]);
 
 for (const [name, load] of [
   ["binary COPY", copyRows],
@@ -74,4 +78,53 @@ for (const [name, load] of [
     }
     t.is((await pool.query("SELECT * FROM t")).rowCount, 0);
   });
+
+  test.serial(
+    `${name} runs the statements given to follow the rows, committing with them`,
+    async (t) => {
+      await pool.query("TRUNCATE t, after_rows");
+      const client = await pool.connect();
+      try {
+        await client.query("BEGIN");
+        await load(
+          client,
+          "t",
+          ["name"],
+          [["one"], ["two"]],
+          "INSERT INTO after_rows VALUES ('after'); COMMIT",
+        );
+      } finally {
+        client.release();
+      }
+      t.is((await pool.query("SELECT * FROM t")).rowCount, 2);
+      t.deepEqual((await pool.query("SELECT note FROM after_rows")).rows, [{ note: "after" }]);
+    },
+  );
+
+  test.serial(
+    `${name} that fails skips the statements after the rows, and the connection serves the next query`,
+    async (t) => {
+      await pool.query("TRUNCATE t, after_rows");
+      const client = await pool.connect();
+      try {
+        for (const [columns, values, code] of [
+          [["name", "body"], [["same", ""], ["same", ""], ...bulk], "23505"], // early in the rows
+          [["no_such_column"], [["x"]], "42703"], // fails before taking any row
+        ] as const) {
+          await client.query("BEGIN");
+          const error = await t.throwsAsync(
+            load(client, "t", columns, values, "INSERT INTO after_rows VALUES ('after'); COMMIT"),
+          );
+          t.is((error as { code?: string }).code, code);
+          await client.query("ROLLBACK");
+          // The rows sent after the refused statement were skipped, not read as commands.
+          t.deepEqual((await client.query("SELECT 1 AS one")).rows, [{ one: 1 }]);
+        }
+      } finally {
+        client.release();
+      }
+      t.is((await pool.query("SELECT * FROM t")).rowCount, 0);
+      t.is((await pool.query("SELECT * FROM after_rows")).rowCount, 0);
+    },
+  );
 }

@@ -39,11 +39,11 @@ test("a batch that fails inside a group fails alone: the batches written with it
   let open!: () => void;
   const gate = new Promise<void>((resolve) => (open = resolve));
   const contentLoads: number[] = [];
-  const load: RowLoader = async (tx, table, columns, rows) => {
+  const load: RowLoader = async (tx, table, columns, rows, then) => {
     await gate;
     if (table === "audit.contents") contentLoads.push(rows.length);
     if (rows.some((row) => row[0] === poison)) throw new Error("refused by the database");
-    return copyRows(tx, table, columns, rows);
+    return copyRows(tx, table, columns, rows, then);
   };
   const partitions = new Partitions(pool);
   const now = Date.now();

@@ -277,8 +277,8 @@ export class PgAuditWriter {
   /**
    * Writes the records not stored yet (all, unless `filter`); answers those
    * it stored. From the chains' lock to the commit every round trip to
-   * Postgres lengthens the time other writers wait, so the heads' update
-   * and the commit go in one.
+   * Postgres lengthens the time other writers wait, so the records' rows,
+   * any checkpoints, the heads' update and the commit go in one.
    */
   private async appendOnce(
     records: readonly IncomingRecord[],
@@ -298,27 +298,30 @@ export class PgAuditWriter {
           list.push(r);
           byChain.set(r.meta.orgId, list);
         }
-        const chained: ChainedRecord[] = [];
+        const rows: CopyValue[][] = [];
         for (const [chainId, list] of byChain) {
           const head = heads.get(chainId)!;
           const links = extendChain({ chainId, seq: Number(head.seq), hash: head.hash }, list);
-          chained.push(...links);
+          for (const link of links) rows.push(recordRow(link));
           head.seq = String(links.at(-1)!.seq);
           head.hash = links.at(-1)!.hash;
         }
-        if (chained.length > 0) {
-          await this.load(tx, "audit.records", recordColumns, chained.map(recordRow));
-        }
         const moved = [...byChain.keys()].map((chainId) => heads.get(chainId)!);
-        for (const head of moved) {
-          if (Number(head.seq) - Number(head.checkpoint_seq) >= this.checkpoints.every)
-            await saveCheckpoint(tx, head, this.checkpoint(head));
-        }
-        return { fresh, moved };
+        const end = moved
+          .filter(
+            (head) => Number(head.seq) - Number(head.checkpoint_seq) >= this.checkpoints.every,
+          )
+          .map((head) => checkpointInsert(tx, head, this.checkpoint(head)));
+        if (moved.length > 0) end.push(updateHeads(tx, moved));
+        end.push("COMMIT");
+        return { fresh, rows, end: end.join("; ") };
       },
       {
         withBegin: `SELECT pg_advisory_xact_lock_shared(${partitionLock})`,
-        withCommit: (tx, { moved }) => (moved.length > 0 ? updateHeads(tx, moved) : undefined),
+        commit: (tx, { rows, end }) =>
+          rows.length > 0
+            ? this.load(tx, "audit.records", recordColumns, rows, end)
+            : tx.query(end),
       },
     );
     return new Set(fresh);
@@ -335,10 +338,10 @@ export class PgAuditWriter {
     for (const { chain_id } of rows) {
       await inTransaction(this.pool, async (tx) => {
         const head = (await lockHeads(tx, [chain_id])).get(chain_id)!;
-        if (Number(head.seq) > Number(head.checkpoint_seq)) {
-          await saveCheckpoint(tx, head, this.checkpoint(head));
-          await tx.query(updateHeads(tx, [head]));
-        }
+        if (Number(head.seq) > Number(head.checkpoint_seq))
+          await tx.query(
+            `${checkpointInsert(tx, head, this.checkpoint(head))}; ${updateHeads(tx, [head])}`,
+          );
       });
     }
     return rows.length;
@@ -421,25 +424,25 @@ async function lockHeads(tx: PoolClient, chainIds: string[]): Promise<Map<string
   return new Map(rows.map((r) => [r.chain_id, r]));
 }
 
-/** Stores a checkpoint over a head, which then names it. */
-async function saveCheckpoint(tx: PoolClient, head: HeadRow, checkpoint: CheckpointData) {
-  await tx.query(
-    `INSERT INTO audit.checkpoints
-       (chain_id, seq, hash, prev_checkpoint_hash, time, key_id, checkpoint_hash, signature)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-    [
-      checkpoint.chainId,
-      checkpoint.seq,
-      checkpoint.hash,
-      checkpoint.prevCheckpointHash,
-      new Date(checkpoint.timeMs).toISOString(),
-      checkpoint.keyId,
-      checkpoint.checkpointHash,
-      checkpoint.signature,
-    ],
-  );
+/**
+ * The statement that stores a checkpoint over a head, which then names it;
+ * values as literals, so that it can share the commit's round trip.
+ */
+function checkpointInsert(tx: PoolClient, head: HeadRow, checkpoint: CheckpointData): string {
   head.checkpoint_seq = String(checkpoint.seq);
   head.checkpoint_hash = checkpoint.checkpointHash;
+  const text = [
+    checkpoint.chainId,
+    checkpoint.hash,
+    checkpoint.prevCheckpointHash,
+    new Date(checkpoint.timeMs).toISOString(),
+    checkpoint.keyId,
+    checkpoint.checkpointHash,
+    checkpoint.signature,
+  ].map((v) => tx.escapeLiteral(v));
+  return `INSERT INTO audit.checkpoints
+       (chain_id, seq, hash, prev_checkpoint_hash, time, key_id, checkpoint_hash, signature)
+     VALUES (${text[0]}, ${BigInt(checkpoint.seq)}, ${text.slice(1).join(", ")})`;
 }
 
 /**

@@ -31,28 +31,29 @@ export function createPool(url: string, options: PoolOptions): Pool {
 }
 
 /**
- * Statements sent in the same round trip as BEGIN or COMMIT, for a
- * transaction whose locks others wait on. They are plain SQL text (a query
- * with parameters holds a single statement): values written as literals,
- * escaped with the client's `escapeLiteral`.
+ * For a transaction whose locks others wait on: `withBegin`, statements
+ * sent in BEGIN's round trip (plain SQL text: a query with parameters
+ * holds a single statement, so values are written as literals, escaped
+ * with the client's `escapeLiteral`); `commit`, what ends the transaction
+ * in place of a bare COMMIT, so the last statements can share its round
+ * trip. It must end with COMMIT.
  */
 export interface TransactionRoundTrips<T> {
   withBegin?: string;
-  withCommit?: (tx: PoolClient, result: T) => string | undefined;
+  commit?: (tx: PoolClient, result: T) => Promise<unknown>;
 }
 
 /** Runs `work` in a transaction, committing on success and rolling back on any error. */
 export async function inTransaction<T>(
   pool: Pool,
   work: (tx: PoolClient) => Promise<T>,
-  { withBegin, withCommit }: TransactionRoundTrips<T> = {},
+  { withBegin, commit }: TransactionRoundTrips<T> = {},
 ): Promise<T> {
   const client = await pool.connect();
   try {
     await client.query(withBegin ? `BEGIN; ${withBegin}` : "BEGIN");
     const result = await work(client);
-    const last = withCommit?.(client, result);
-    await client.query(last ? `${last}; COMMIT` : "COMMIT");
+    await (commit ? commit(client, result) : client.query("COMMIT"));
     return result;
   } catch (err) {
     await client.query("ROLLBACK").catch(() => undefined);
