@@ -1,4 +1,5 @@
 import test from "ava";
+import http2 from "node:http2";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import {
@@ -63,4 +64,19 @@ test("/readyz reports each dependency and answers 503 while one fails; /healthz 
     checks: { postgres: "ok", redis: "failing: connection refused" },
   });
   t.is((await fetch(`${server.url}/healthz`)).status, 200);
+});
+
+test("an HTTP/2 client may send a whole largest message at once, and four on a connection, without waiting for window grants", async (t) => {
+  const { server } = await slowServer();
+  t.teardown(() => server.close(0));
+  const session = http2.connect(server.url);
+  t.teardown(() => session.close());
+  const settings = await new Promise<http2.Settings>((resolve) =>
+    session.once("remoteSettings", resolve),
+  );
+  t.is(settings.initialWindowSize, 4 * 1024 * 1024 + 5);
+  // The connection's window grows by the server's WINDOW_UPDATE, which follows its SETTINGS.
+  for (let wait = 0; session.state.remoteWindowSize! < 2 ** 20 && wait < 100; wait++)
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  t.is(session.state.remoteWindowSize, 4 * (4 * 1024 * 1024 + 5));
 });

@@ -42,20 +42,26 @@ const readinessTimeoutMs = 2000;
  */
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const shutdown = new AbortController();
+  const maxMessageBytes = options.maxMessageBytes ?? 4 * 1024 * 1024;
   const rpc = connectNodeAdapter({
     routes: options.routes,
     interceptors: options.interceptors,
-    readMaxBytes: options.maxMessageBytes ?? 4 * 1024 * 1024,
+    readMaxBytes: maxMessageBytes,
     shutdownSignal: shutdown.signal,
   });
-  const listener = await listenHttp(options.addr, (req, res) => {
-    const path = (req.url ?? "/").split("?")[0];
-    if (req.method === "GET" && path === "/healthz")
-      return void send(res, 200, "text/plain", "ok\n");
-    if (req.method === "GET" && path === "/readyz") return void readyz(options, res);
-    if (req.method === "GET" && path === "/metrics") return void metrics(options.registry, res);
-    rpc(req as http.IncomingMessage, res as http.ServerResponse);
-  });
+  const listener = await listenHttp(
+    options.addr,
+    (req, res) => {
+      const path = (req.url ?? "/").split("?")[0];
+      if (req.method === "GET" && path === "/healthz")
+        return void send(res, 200, "text/plain", "ok\n");
+      if (req.method === "GET" && path === "/readyz") return void readyz(options, res);
+      if (req.method === "GET" && path === "/metrics") return void metrics(options.registry, res);
+      rpc(req as http.IncomingMessage, res as http.ServerResponse);
+    },
+    // A whole message, in its 5-byte envelope, arrives without waiting for grants.
+    { http2StreamWindow: maxMessageBytes + 5 },
+  );
   options.log.info({ addr: listener.url.slice("http://".length) }, "rpc server listening");
   return {
     port: listener.port,
