@@ -110,6 +110,34 @@ test("batches hold at most batchRecords records", async (t) => {
   t.is(audit.batches[0], 7);
 });
 
+test("a batch is read and encoded a few records at a time, letting calls in between", async (t) => {
+  const { spool, audit, shipper } = await setup(t, { batchRecords: 400 });
+  await Promise.all(Array.from({ length: 400 }, (_, i) => spool.record(requestRecord(`y${i}`))));
+  // Turns of the event loop, counted until the batch reaches audit.
+  let turns = 0;
+  let counting = true;
+  const count = () => {
+    turns++;
+    if (counting) setImmediate(count);
+  };
+  t.teardown(() => (counting = false));
+  let turnsAtAppend = 0;
+  const append = audit.client.append.bind(audit.client);
+  audit.client.append = (request, options) => {
+    turnsAtAppend ||= turns;
+    return append(request, options);
+  };
+  setImmediate(count);
+  shipper.start();
+  await until(() => audit.stored.size === 400);
+  t.deepEqual(audit.batches, [400]);
+  // Reading the segment takes a few turns; the rest are the pauses between steps of eight.
+  t.true(
+    turnsAtAppend >= 400 / 8 - 1,
+    `event loop turns before the batch was sent: ${turnsAtAppend}`,
+  );
+});
+
 test("while audit is down records wait on disk, and all arrive when it is back", async (t) => {
   const { dir, spool, audit, shipper, metric } = await setup(t);
   audit.down = true;
