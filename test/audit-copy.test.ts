@@ -91,7 +91,8 @@ for (const [name, load] of [
           "t",
           ["name"],
           [["one"], ["two"]],
-          "INSERT INTO after_rows VALUES ('after'); COMMIT",
+          // Among them a statement that returns rows: they are dropped.
+          "SELECT count(*) FROM t; INSERT INTO after_rows VALUES ('after'); COMMIT",
         );
       } finally {
         client.release();

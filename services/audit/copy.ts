@@ -165,8 +165,12 @@ class CopyIn {
     socket.uncork();
   }
 
+  // The data went with the statement, and nothing the statements answer is wanted:
+  // rows a statement after the COPY returns are dropped.
   handleCopyInResponse(): void {}
-
+  handleRowDescription(): void {}
+  handleDataRow(): void {}
+  handleEmptyQuery(): void {}
   handleCommandComplete(): void {}
 
   handleError(err: Error): void {
@@ -192,8 +196,8 @@ const copyDone = Buffer.from([0x63, 0, 0, 0, 4]);
  * and the binary format spares both sides the text format's escaping and
  * parsing. COPY knows no ON CONFLICT: a duplicate key fails the statement,
  * and callers treat that as "some of this is stored already". `then`
- * (statements returning no rows, values as literals) runs after the rows
- * in the same round trip.
+ * (plain SQL, values as literals; rows it returns are dropped) runs after
+ * the rows in the same round trip, and not at all when they fail.
  */
 export async function copyRows(
   tx: PoolClient,
