@@ -99,7 +99,8 @@ export async function imageNodeEnv(): Promise<{ NODE_OPTIONS: string }> {
   );
   const options = /^ENV NODE_OPTIONS="([^"]*)"$/m.exec(dockerfile);
   if (!options) throw new Error("deploy/docker/Dockerfile sets no NODE_OPTIONS");
-  // BENCH_NODE_OPTIONS adds flags for one run, e.g. --cpu-prof to profile the services.
+  // BENCH_NODE_OPTIONS adds flags for one run, e.g. --require of a profiling hook
+  // (NODE_OPTIONS refuses --cpu-prof and V8 tracing flags).
   const extra = process.env.BENCH_NODE_OPTIONS;
   return { NODE_OPTIONS: extra ? `${options[1]!} ${extra}` : options[1]! };
 }
