@@ -139,14 +139,15 @@ function binaryCopy(rows: readonly (readonly CopyValue[])[]): Buffer {
  * loop.
  */
 class CopyIn {
-  private readonly finished: Promise<void>;
+  /** Settles when the server is ready again: rejected with the first error it answered. */
+  readonly done: Promise<void>;
   private settle!: (err?: Error) => void;
 
   constructor(
     private readonly text: string,
     private readonly data: Buffer,
   ) {
-    this.finished = new Promise((resolve, reject) => {
+    this.done = new Promise((resolve, reject) => {
       this.settle = (err) => (err ? reject(err) : resolve());
     });
   }
@@ -180,10 +181,6 @@ class CopyIn {
   handleReadyForQuery(): void {
     this.settle();
   }
-
-  done(): Promise<void> {
-    return this.finished;
-  }
 }
 
 const copyDone = Buffer.from([0x63, 0, 0, 0, 4]);
@@ -207,7 +204,7 @@ export async function copyRows(
   then?: string,
 ): Promise<void> {
   const copy = `COPY ${table} (${columns.join(", ")}) FROM STDIN WITH (FORMAT binary)`;
-  await tx.query(new CopyIn(then ? `${copy}; ${then}` : copy, binaryCopy(rows))).done();
+  await tx.query(new CopyIn(then ? `${copy}; ${then}` : copy, binaryCopy(rows))).done;
 }
 
 /** Loads rows into a table; both ways fail on a duplicate key. */
