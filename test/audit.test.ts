@@ -1,6 +1,7 @@
 import test from "ava";
 import pg from "pg";
 import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { AuditService } from "../gen/airlock/audit/v1/audit_pb.js";
@@ -10,6 +11,8 @@ import { auditDefinition } from "../services/audit/run.js";
 import { identityDefinition } from "../services/identity/run.js";
 import { policyDefinition } from "../services/policy/run.js";
 import { starterBundle } from "../services/cli/policy-commands.js";
+import { serviceCredentialInterceptor } from "../services/kit/auth.js";
+import { ServiceCredentials } from "../services/kit/service-credentials.js";
 import { llmResponse } from "./support/audit-records.js";
 import { connectAsService, connectTo } from "./support/clients.js";
 import { code } from "./support/codes.js";
@@ -69,6 +72,31 @@ test.serial("Append is idempotent on record id and Query returns the newest firs
   );
   t.is(page.records[0]!.model, "gpt-4.1-mini");
   t.is(page.records[0]!.usage!.inputTokens, 10n);
+});
+
+test.serial("Append takes JSON as well as the binary codecs, and stores the same", async (t) => {
+  const now = Date.now();
+  const sent = [0, 1].map((i) =>
+    llmResponse(org.orgId, { timeMs: now - 500 + i, sessionId: "ses_json", tool: "shell" }),
+  );
+  const overJson = createClient(
+    AuditService,
+    createConnectTransport({
+      baseUrl: h.runtime.server.url,
+      httpVersion: "2",
+      useBinaryFormat: false,
+      interceptors: [
+        serviceCredentialInterceptor(new ServiceCredentials(secret, "proxy"), "audit"),
+      ],
+    }),
+  );
+  t.like(await overJson.append({ records: sent }), { stored: 2, duplicates: 0 });
+  // The same records again in binary: found stored, so JSON stored what binary would have.
+  t.like(await asService().append({ records: sent }), { stored: 0, duplicates: 2 });
+  const read = await as(contentAuditor).query({ sessionId: "ses_json", includeContent: true });
+  t.deepEqual(read.records.map((r) => r.id).sort(), sent.map((r) => r.id).sort());
+  t.deepEqual(read.records[0]!.toolNames, ["shell"]);
+  t.true((await as(auditor).verify({})).ok);
 });
 
 test.serial(

@@ -1,9 +1,13 @@
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import type { GenService } from "@bufbuild/protobuf/codegenv2";
 import {
+  AppendRecordsSchema,
+  type AppendResponseSchema,
   AuditService,
   CheckpointSchema,
+  RecordSchema,
   UsageSchema,
   type Checkpoint,
 } from "../../gen/airlock/audit/v1/audit_pb.js";
@@ -27,8 +31,32 @@ export interface AuditServiceDeps {
   tailPollMs: number;
 }
 
+type Methods = typeof AuditService extends GenService<infer M> ? M : never;
+
+const append = { ...AuditService.method.append, input: AppendRecordsSchema };
+
+/**
+ * AuditService as audit serves it: Append reads its request as
+ * AppendRecords, the same wire form with each record left as its bytes,
+ * which `decodeRecord` (record-wire.ts) reads straight into what is
+ * stored. Clients call AuditService.
+ */
+export const AuditServiceAsServed = {
+  ...AuditService,
+  methods: AuditService.methods.map((m) => (m === AuditService.method.append ? append : m)),
+  method: { ...AuditService.method, append },
+} as unknown as GenService<
+  Omit<Methods, "append"> & {
+    append: {
+      methodKind: "unary";
+      input: typeof AppendRecordsSchema;
+      output: typeof AppendResponseSchema;
+    };
+  }
+>;
+
 /** Maps audit's RPCs onto the domain; authentication happened in the interceptor. */
-export function auditService(deps: AuditServiceDeps): ServiceImpl<typeof AuditService> {
+export function auditService(deps: AuditServiceDeps): ServiceImpl<typeof AuditServiceAsServed> {
   const { audit } = deps;
   const caller = (ctx: HandlerContext) => ctx.values.get(callerKey);
   const ms = (t: Parameters<typeof timestampDate>[0] | undefined) =>
@@ -36,7 +64,12 @@ export function auditService(deps: AuditServiceDeps): ServiceImpl<typeof AuditSe
 
   return {
     async append(req, ctx) {
-      const result = await audit.append(caller(ctx), req.records);
+      // A JSON request's records come decoded; they take the same way as the binary codecs' bytes.
+      const records =
+        req.records.length === 0
+          ? req.encoded
+          : [...req.encoded, ...req.records.map((r) => toBinary(RecordSchema, r))];
+      const result = await audit.append(caller(ctx), records);
       return { stored: result.stored, duplicates: result.duplicates };
     },
 

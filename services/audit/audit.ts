@@ -11,6 +11,7 @@ import type { ChainedRecord } from "./chain.js";
 import type { CheckpointData } from "./checkpoint.js";
 import { incomingRecord, recordToProto } from "./convert.js";
 import type { AppendNotifier } from "./notifier.js";
+import { decodeRecord } from "./record-wire.js";
 import type { PgAuditReader, RecordFilter } from "./pg-reader.js";
 import { maxAppendBatch, type AppendResult, type PgAuditWriter } from "./pg-store.js";
 import { inChainOrder, type PurgedRange } from "./purged-ranges.js";
@@ -48,7 +49,8 @@ export class Audit {
     this.now = deps.now ?? Date.now;
   }
 
-  async append(caller: Caller, records: readonly AuditRecord[]): Promise<AppendResult> {
+  /** Stores records sent in their wire form (an encoded Record each). */
+  async append(caller: Caller, records: readonly Uint8Array[]): Promise<AppendResult> {
     if (caller.kind !== "service") {
       throw caller.kind === "anonymous"
         ? unauthenticated()
@@ -56,7 +58,7 @@ export class Audit {
     }
     if (records.length > maxAppendBatch)
       throw invalid(`records: at most ${maxAppendBatch} per call, got ${records.length}`);
-    return this.store(records.map(incomingRecord));
+    return this.store(records.map((bytes, i) => incomingRecord(decodeRecord(bytes, i), i)));
   }
 
   /** Checks that the caller may read the org's log (and its content, when asked). */

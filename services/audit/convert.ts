@@ -1,5 +1,5 @@
 import { create, type JsonObject } from "@bufbuild/protobuf";
-import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   PurgedRangeSchema,
   RecordSchema,
@@ -19,6 +19,42 @@ export interface IncomingRecord {
   content: Uint8Array | undefined;
 }
 
+/**
+ * A record as a writer sent it, before it is checked: what `incomingRecord`
+ * reads of a Record. A decoded Record message is one; so is what
+ * `decodeRecord` reads straight from Append's wire form.
+ */
+export interface SentRecord {
+  id: string;
+  kind: string;
+  time?: { seconds: bigint; nanos: number };
+  orgId: string;
+  actor: string;
+  actorKind: string;
+  action: string;
+  subject: string;
+  status: string;
+  sessionId: string;
+  interceptionId: string;
+  workspace: string;
+  repositories: string[];
+  userAgent: string;
+  provider: string;
+  model: string;
+  toolNames: string[];
+  usage?: {
+    inputTokens: bigint;
+    outputTokens: bigint;
+    cacheReadTokens: bigint;
+    cacheWriteTokens: bigint;
+    reasoningTokens: bigint;
+  };
+  latencyMs: bigint;
+  attributes?: JsonObject;
+  content?: JsonObject;
+  contentJson: Uint8Array;
+}
+
 const kindPattern = /^[a-z][a-z_]*(\.[a-z_]+)+$/;
 const idPattern = /^[\x21-\x7e]{1,200}$/;
 
@@ -28,7 +64,7 @@ const idPattern = /^[\x21-\x7e]{1,200}$/;
  * refused for one (it would block its spool), so NUL becomes U+FFFD before
  * the record is hashed; content keeps it, escaped inside its JSON text.
  */
-export function incomingRecord(r: AuditRecord, index: number): IncomingRecord {
+export function incomingRecord(r: SentRecord, index: number): IncomingRecord {
   const where = `records[${index}]`;
   if (!idPattern.test(r.id)) throw invalid(`${where}.id: expected 1-200 printable characters`);
   if (!kindPattern.test(r.kind))
@@ -40,7 +76,7 @@ export function incomingRecord(r: AuditRecord, index: number): IncomingRecord {
   const meta: RecordMeta = {
     id: r.id,
     kind: r.kind,
-    timeMs: Math.floor(timestampDate(r.time).getTime()),
+    timeMs: timeMs(r.time, `${where}.time`),
     orgId: clean(r.orgId),
     actor: clean(r.actor),
     actorKind: clean(r.actorKind),
@@ -69,6 +105,16 @@ export function incomingRecord(r: AuditRecord, index: number): IncomingRecord {
   return { meta, digest: metaDigest(meta), content };
 }
 
+/** The latest (and, negated, earliest) time a Date holds, in ms since 1970. */
+const maxTimeMs = 8.64e15;
+
+/** A Timestamp in whole milliseconds, as protobuf-es's `timestampMs` rounds it. */
+function timeMs(t: NonNullable<SentRecord["time"]>, where: string): number {
+  const ms = Number(t.seconds) * 1000 + Math.round(t.nanos / 1_000_000);
+  if (!(Math.abs(ms) <= maxTimeMs)) throw invalid(`${where}: out of range`);
+  return ms;
+}
+
 const maxExact = BigInt(Number.MAX_SAFE_INTEGER);
 
 /**
@@ -89,7 +135,7 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
  * is known to be UTF-8 text of a JSON object (which also keeps NUL out:
  * JSON has it only escaped), or an older writer's Struct as canonical JSON.
  */
-function contentText(r: AuditRecord, where: string): Uint8Array | undefined {
+function contentText(r: SentRecord, where: string): Uint8Array | undefined {
   const struct = r.content !== undefined && Object.keys(r.content).length > 0;
   if (struct && r.contentJson.length > 0)
     throw invalid(`${where}: content and content_json both set; send content_json only`);

@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file airlock/audit/v1/audit.proto.
  */
 export const file_airlock_audit_v1_audit: GenFile = /*@__PURE__*/
-  fileDesc("ChxhaXJsb2NrL2F1ZGl0L3YxL2F1ZGl0LnByb3RvEhBhaXJsb2NrLmF1ZGl0LnYxIoUBCgVVc2FnZRIUCgxpbnB1dF90b2tlbnMYASABKAMSFQoNb3V0cHV0X3Rva2VucxgCIAEoAxIZChFjYWNoZV9yZWFkX3Rva2VucxgDIAEoAxIaChJjYWNoZV93cml0ZV90b2tlbnMYBCABKAMSGAoQcmVhc29uaW5nX3Rva2VucxgFIAEoAyLoBAoGUmVjb3JkEgoKAmlkGAEgASgJEgwKBGtpbmQYAiABKAkSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGb3JnX2lkGAQgASgJEg0KBWFjdG9yGAUgASgJEhIKCmFjdG9yX2tpbmQYBiABKAkSDgoGYWN0aW9uGAcgASgJEg8KB3N1YmplY3QYCCABKAkSDgoGc3RhdHVzGAkgASgJEhIKCnNlc3Npb25faWQYCiABKAkSFwoPaW50ZXJjZXB0aW9uX2lkGAsgASgJEhEKCXdvcmtzcGFjZRgMIAEoCRIUCgxyZXBvc2l0b3JpZXMYDSADKAkSEgoKdXNlcl9hZ2VudBgOIAEoCRIQCghwcm92aWRlchgPIAEoCRINCgVtb2RlbBgQIAEoCRISCgp0b29sX25hbWVzGBEgAygJEiYKBXVzYWdlGBIgASgLMhcuYWlybG9jay5hdWRpdC52MS5Vc2FnZRISCgpsYXRlbmN5X21zGBMgASgDEisKCmF0dHJpYnV0ZXMYFCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EigKB2NvbnRlbnQYFSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhYKDmNvbnRlbnRfc2hhMjU2GBYgASgJEhAKCGNoYWluX2lkGBcgASgJEgsKA3NlcRgYIAEoAxIRCglwcmV2X2hhc2gYGSABKAkSDAoEaGFzaBgaIAEoCRIWCg5jb250ZW50X3B1cmdlZBgbIAEoCBIUCgxjb250ZW50X2pzb24YHCABKAwivQEKCkNoZWNrcG9pbnQSEAoIY2hhaW5faWQYASABKAkSCwoDc2VxGAIgASgDEgwKBGhhc2gYAyABKAkSHAoUcHJldl9jaGVja3BvaW50X2hhc2gYBCABKAkSKAoEdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGa2V5X2lkGAYgASgJEhcKD2NoZWNrcG9pbnRfaGFzaBgHIAEoCRIRCglzaWduYXR1cmUYCCABKAkiOgoNQXBwZW5kUmVxdWVzdBIpCgdyZWNvcmRzGAEgAygLMhguYWlybG9jay5hdWRpdC52MS5SZWNvcmQiNAoOQXBwZW5kUmVzcG9uc2USDgoGc3RvcmVkGAEgASgFEhIKCmR1cGxpY2F0ZXMYAiABKAUizQIKDFF1ZXJ5UmVxdWVzdBIOCgZvcmdfaWQYASABKAkSKQoFc2luY2UYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBXVudGlsGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVhY3RvchgEIAEoCRINCgVraW5kcxgFIAMoCRIQCghwcm92aWRlchgGIAEoCRINCgVtb2RlbBgHIAEoCRIRCgl3b3Jrc3BhY2UYCCABKAkSEgoKcmVwb3NpdG9yeRgJIAEoCRISCgpzZXNzaW9uX2lkGAogASgJEhEKCXRvb2xfbmFtZRgLIAEoCRIOCgZzdGF0dXMYDCABKAkSEQoJcGFnZV9zaXplGA0gASgFEg4KBmN1cnNvchgOIAEoCRIXCg9pbmNsdWRlX2NvbnRlbnQYDyABKAgiTwoNUXVlcnlSZXNwb25zZRIpCgdyZWNvcmRzGAEgAygLMhguYWlybG9jay5hdWRpdC52MS5SZWNvcmQSEwoLbmV4dF9jdXJzb3IYAiABKAkiQQoKR2V0UmVxdWVzdBIKCgJpZBgBIAEoCRIOCgZvcmdfaWQYAiABKAkSFwoPaW5jbHVkZV9jb250ZW50GAMgASgIIjcKC0dldFJlc3BvbnNlEigKBnJlY29yZBgBIAEoCzIYLmFpcmxvY2suYXVkaXQudjEuUmVjb3JkIkEKC1RhaWxSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIOCgZjdXJzb3IYAiABKAkSEgoKZnJvbV9zdGFydBgDIAEoCCJICgxUYWlsUmVzcG9uc2USKAoGcmVjb3JkGAEgASgLMhguYWlybG9jay5hdWRpdC52MS5SZWNvcmQSDgoGY3Vyc29yGAIgASgJIkEKDVZlcmlmeVJlcXVlc3QSDgoGb3JnX2lkGAEgASgJEhAKCGZyb21fc2VxGAIgASgDEg4KBnRvX3NlcRgDIAEoAyKuAQoOVmVyaWZ5UmVzcG9uc2USCgoCb2sYASABKAgSFwoPcmVjb3Jkc19jaGVja2VkGAIgASgDEhsKE2NoZWNrcG9pbnRzX2NoZWNrZWQYAyABKAMSMAoHcHJvYmxlbRgEIAEoCzIfLmFpcmxvY2suYXVkaXQudjEuVmVyaWZ5UHJvYmxlbRIQCghoZWFkX3NlcRgFIAEoAxIWCg5yZWNvcmRzX3B1cmdlZBgGIAEoAyJeCg1WZXJpZnlQcm9ibGVtEgwKBGNvZGUYASABKAkSCwoDc2VxGAIgASgDEg4KBnRvX3NlcRgDIAEoAxIRCglyZWNvcmRfaWQYBCABKAkSDwoHbWVzc2FnZRgFIAEoCSJBCg1FeHBvcnRSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIQCghmcm9tX3NlcRgCIAEoAxIOCgZ0b19zZXEYAyABKAMinQEKDkV4cG9ydFJlc3BvbnNlEikKB3JlY29yZHMYASADKAsyGC5haXJsb2NrLmF1ZGl0LnYxLlJlY29yZBIxCgtjaGVja3BvaW50cxgCIAMoCzIcLmFpcmxvY2suYXVkaXQudjEuQ2hlY2twb2ludBItCgZwdXJnZWQYAyADKAsyHS5haXJsb2NrLmF1ZGl0LnYxLlB1cmdlZFJhbmdlImQKC1B1cmdlZFJhbmdlEhAKCGNoYWluX2lkGAEgASgJEhAKCGZyb21fc2VxGAIgASgDEg4KBnRvX3NlcRgDIAEoAxIRCglsYXN0X2hhc2gYBCABKAkSDgoGcnVuX2lkGAUgASgJIhgKFkxpc3RTaWduaW5nS2V5c1JlcXVlc3QiZAoKU2lnbmluZ0tleRIOCgZrZXlfaWQYASABKAkSFgoOcHVibGljX2tleV9wZW0YAiABKAkSLgoKY3JlYXRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiRQoXTGlzdFNpZ25pbmdLZXlzUmVzcG9uc2USKgoEa2V5cxgBIAMoCzIcLmFpcmxvY2suYXVkaXQudjEuU2lnbmluZ0tleSJ6ChJVc2FnZVJlcG9ydFJlcXVlc3QSDgoGb3JnX2lkGAEgASgJEikKBXNpbmNlGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAibwoIVXNhZ2VSb3cSDQoFYWN0b3IYASABKAkSDQoFbW9kZWwYAiABKAkSCwoDZGF5GAMgASgJEhAKCHJlcXVlc3RzGAQgASgDEiYKBXVzYWdlGAUgASgLMhcuYWlybG9jay5hdWRpdC52MS5Vc2FnZSI/ChNVc2FnZVJlcG9ydFJlc3BvbnNlEigKBHJvd3MYASADKAsyGi5haXJsb2NrLmF1ZGl0LnYxLlVzYWdlUm93ItIBCgxQdXJnZVJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEiwKBG9yZ3MYAiADKAsyHi5haXJsb2NrLmF1ZGl0LnYxLlB1cmdlQ3V0b2ZmcxIwCghkZWZhdWx0cxgDIAEoCzIeLmFpcmxvY2suYXVkaXQudjEuUHVyZ2VDdXRvZmZzEhUKDXJlY2VpcHRfa2luZHMYBCADKAkSKgoFaG9sZHMYBSADKAsyGy5haXJsb2NrLmF1ZGl0LnYxLlB1cmdlSG9sZBIPCgdkcnlfcnVuGAYgASgIIrwBCgxQdXJnZUN1dG9mZnMSDgoGb3JnX2lkGAEgASgJEjIKDmNvbnRlbnRfYmVmb3JlGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9tZXRhZGF0YV9iZWZvcmUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD3JlY2VpcHRzX2JlZm9yZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAimQEKCVB1cmdlSG9sZBIPCgdob2xkX2lkGAEgASgJEg4KBm9yZ19pZBgCIAEoCRIVCg1wcmluY2lwYWxfaWRzGAMgAygJEikKBXNpbmNlGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVwoNUHVyZ2VSZXNwb25zZRIoCgRvcmdzGAEgAygLMhouYWlybG9jay5hdWRpdC52MS5PcmdQdXJnZRIcChRwYXJ0aXRpb25zX3RydW5jYXRlZBgCIAEoBSKPAQoIT3JnUHVyZ2USDgoGb3JnX2lkGAEgASgJEhYKDmNvbnRlbnRfcHVyZ2VkGAIgASgDEhcKD21ldGFkYXRhX3B1cmdlZBgDIAEoAxIXCg9yZWNlaXB0c19wdXJnZWQYBCABKAMSKQoEaGVsZBgFIAMoCzIbLmFpcmxvY2suYXVkaXQudjEuSGVsZENvdW50Ii0KCUhlbGRDb3VudBIPCgdob2xkX2lkGAEgASgJEg8KB3JlY29yZHMYAiABKAMy3AUKDEF1ZGl0U2VydmljZRJLCgZBcHBlbmQSHy5haXJsb2NrLmF1ZGl0LnYxLkFwcGVuZFJlcXVlc3QaIC5haXJsb2NrLmF1ZGl0LnYxLkFwcGVuZFJlc3BvbnNlEkgKBVF1ZXJ5Eh4uYWlybG9jay5hdWRpdC52MS5RdWVyeVJlcXVlc3QaHy5haXJsb2NrLmF1ZGl0LnYxLlF1ZXJ5UmVzcG9uc2USQgoDR2V0EhwuYWlybG9jay5hdWRpdC52MS5HZXRSZXF1ZXN0Gh0uYWlybG9jay5hdWRpdC52MS5HZXRSZXNwb25zZRJHCgRUYWlsEh0uYWlybG9jay5hdWRpdC52MS5UYWlsUmVxdWVzdBoeLmFpcmxvY2suYXVkaXQudjEuVGFpbFJlc3BvbnNlMAESSwoGVmVyaWZ5Eh8uYWlybG9jay5hdWRpdC52MS5WZXJpZnlSZXF1ZXN0GiAuYWlybG9jay5hdWRpdC52MS5WZXJpZnlSZXNwb25zZRJNCgZFeHBvcnQSHy5haXJsb2NrLmF1ZGl0LnYxLkV4cG9ydFJlcXVlc3QaIC5haXJsb2NrLmF1ZGl0LnYxLkV4cG9ydFJlc3BvbnNlMAESZgoPTGlzdFNpZ25pbmdLZXlzEiguYWlybG9jay5hdWRpdC52MS5MaXN0U2lnbmluZ0tleXNSZXF1ZXN0GikuYWlybG9jay5hdWRpdC52MS5MaXN0U2lnbmluZ0tleXNSZXNwb25zZRJaCgtVc2FnZVJlcG9ydBIkLmFpcmxvY2suYXVkaXQudjEuVXNhZ2VSZXBvcnRSZXF1ZXN0GiUuYWlybG9jay5hdWRpdC52MS5Vc2FnZVJlcG9ydFJlc3BvbnNlEkgKBVB1cmdlEh4uYWlybG9jay5hdWRpdC52MS5QdXJnZVJlcXVlc3QaHy5haXJsb2NrLmF1ZGl0LnYxLlB1cmdlUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChxhaXJsb2NrL2F1ZGl0L3YxL2F1ZGl0LnByb3RvEhBhaXJsb2NrLmF1ZGl0LnYxIoUBCgVVc2FnZRIUCgxpbnB1dF90b2tlbnMYASABKAMSFQoNb3V0cHV0X3Rva2VucxgCIAEoAxIZChFjYWNoZV9yZWFkX3Rva2VucxgDIAEoAxIaChJjYWNoZV93cml0ZV90b2tlbnMYBCABKAMSGAoQcmVhc29uaW5nX3Rva2VucxgFIAEoAyLoBAoGUmVjb3JkEgoKAmlkGAEgASgJEgwKBGtpbmQYAiABKAkSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGb3JnX2lkGAQgASgJEg0KBWFjdG9yGAUgASgJEhIKCmFjdG9yX2tpbmQYBiABKAkSDgoGYWN0aW9uGAcgASgJEg8KB3N1YmplY3QYCCABKAkSDgoGc3RhdHVzGAkgASgJEhIKCnNlc3Npb25faWQYCiABKAkSFwoPaW50ZXJjZXB0aW9uX2lkGAsgASgJEhEKCXdvcmtzcGFjZRgMIAEoCRIUCgxyZXBvc2l0b3JpZXMYDSADKAkSEgoKdXNlcl9hZ2VudBgOIAEoCRIQCghwcm92aWRlchgPIAEoCRINCgVtb2RlbBgQIAEoCRISCgp0b29sX25hbWVzGBEgAygJEiYKBXVzYWdlGBIgASgLMhcuYWlybG9jay5hdWRpdC52MS5Vc2FnZRISCgpsYXRlbmN5X21zGBMgASgDEisKCmF0dHJpYnV0ZXMYFCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EigKB2NvbnRlbnQYFSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhYKDmNvbnRlbnRfc2hhMjU2GBYgASgJEhAKCGNoYWluX2lkGBcgASgJEgsKA3NlcRgYIAEoAxIRCglwcmV2X2hhc2gYGSABKAkSDAoEaGFzaBgaIAEoCRIWCg5jb250ZW50X3B1cmdlZBgbIAEoCBIUCgxjb250ZW50X2pzb24YHCABKAwivQEKCkNoZWNrcG9pbnQSEAoIY2hhaW5faWQYASABKAkSCwoDc2VxGAIgASgDEgwKBGhhc2gYAyABKAkSHAoUcHJldl9jaGVja3BvaW50X2hhc2gYBCABKAkSKAoEdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGa2V5X2lkGAYgASgJEhcKD2NoZWNrcG9pbnRfaGFzaBgHIAEoCRIRCglzaWduYXR1cmUYCCABKAkiOgoNQXBwZW5kUmVxdWVzdBIpCgdyZWNvcmRzGAEgAygLMhguYWlybG9jay5hdWRpdC52MS5SZWNvcmQiSwoNQXBwZW5kUmVjb3JkcxIPCgdlbmNvZGVkGAEgAygMEikKB3JlY29yZHMYAiADKAsyGC5haXJsb2NrLmF1ZGl0LnYxLlJlY29yZCI0Cg5BcHBlbmRSZXNwb25zZRIOCgZzdG9yZWQYASABKAUSEgoKZHVwbGljYXRlcxgCIAEoBSLNAgoMUXVlcnlSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIpCgVzaW5jZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWFjdG9yGAQgASgJEg0KBWtpbmRzGAUgAygJEhAKCHByb3ZpZGVyGAYgASgJEg0KBW1vZGVsGAcgASgJEhEKCXdvcmtzcGFjZRgIIAEoCRISCgpyZXBvc2l0b3J5GAkgASgJEhIKCnNlc3Npb25faWQYCiABKAkSEQoJdG9vbF9uYW1lGAsgASgJEg4KBnN0YXR1cxgMIAEoCRIRCglwYWdlX3NpemUYDSABKAUSDgoGY3Vyc29yGA4gASgJEhcKD2luY2x1ZGVfY29udGVudBgPIAEoCCJPCg1RdWVyeVJlc3BvbnNlEikKB3JlY29yZHMYASADKAsyGC5haXJsb2NrLmF1ZGl0LnYxLlJlY29yZBITCgtuZXh0X2N1cnNvchgCIAEoCSJBCgpHZXRSZXF1ZXN0EgoKAmlkGAEgASgJEg4KBm9yZ19pZBgCIAEoCRIXCg9pbmNsdWRlX2NvbnRlbnQYAyABKAgiNwoLR2V0UmVzcG9uc2USKAoGcmVjb3JkGAEgASgLMhguYWlybG9jay5hdWRpdC52MS5SZWNvcmQiQQoLVGFpbFJlcXVlc3QSDgoGb3JnX2lkGAEgASgJEg4KBmN1cnNvchgCIAEoCRISCgpmcm9tX3N0YXJ0GAMgASgIIkgKDFRhaWxSZXNwb25zZRIoCgZyZWNvcmQYASABKAsyGC5haXJsb2NrLmF1ZGl0LnYxLlJlY29yZBIOCgZjdXJzb3IYAiABKAkiQQoNVmVyaWZ5UmVxdWVzdBIOCgZvcmdfaWQYASABKAkSEAoIZnJvbV9zZXEYAiABKAMSDgoGdG9fc2VxGAMgASgDIq4BCg5WZXJpZnlSZXNwb25zZRIKCgJvaxgBIAEoCBIXCg9yZWNvcmRzX2NoZWNrZWQYAiABKAMSGwoTY2hlY2twb2ludHNfY2hlY2tlZBgDIAEoAxIwCgdwcm9ibGVtGAQgASgLMh8uYWlybG9jay5hdWRpdC52MS5WZXJpZnlQcm9ibGVtEhAKCGhlYWRfc2VxGAUgASgDEhYKDnJlY29yZHNfcHVyZ2VkGAYgASgDIl4KDVZlcmlmeVByb2JsZW0SDAoEY29kZRgBIAEoCRILCgNzZXEYAiABKAMSDgoGdG9fc2VxGAMgASgDEhEKCXJlY29yZF9pZBgEIAEoCRIPCgdtZXNzYWdlGAUgASgJIkEKDUV4cG9ydFJlcXVlc3QSDgoGb3JnX2lkGAEgASgJEhAKCGZyb21fc2VxGAIgASgDEg4KBnRvX3NlcRgDIAEoAyKdAQoORXhwb3J0UmVzcG9uc2USKQoHcmVjb3JkcxgBIAMoCzIYLmFpcmxvY2suYXVkaXQudjEuUmVjb3JkEjEKC2NoZWNrcG9pbnRzGAIgAygLMhwuYWlybG9jay5hdWRpdC52MS5DaGVja3BvaW50Ei0KBnB1cmdlZBgDIAMoCzIdLmFpcmxvY2suYXVkaXQudjEuUHVyZ2VkUmFuZ2UiZAoLUHVyZ2VkUmFuZ2USEAoIY2hhaW5faWQYASABKAkSEAoIZnJvbV9zZXEYAiABKAMSDgoGdG9fc2VxGAMgASgDEhEKCWxhc3RfaGFzaBgEIAEoCRIOCgZydW5faWQYBSABKAkiGAoWTGlzdFNpZ25pbmdLZXlzUmVxdWVzdCJkCgpTaWduaW5nS2V5Eg4KBmtleV9pZBgBIAEoCRIWCg5wdWJsaWNfa2V5X3BlbRgCIAEoCRIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJFChdMaXN0U2lnbmluZ0tleXNSZXNwb25zZRIqCgRrZXlzGAEgAygLMhwuYWlybG9jay5hdWRpdC52MS5TaWduaW5nS2V5InoKElVzYWdlUmVwb3J0UmVxdWVzdBIOCgZvcmdfaWQYASABKAkSKQoFc2luY2UYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBXVudGlsGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJvCghVc2FnZVJvdxINCgVhY3RvchgBIAEoCRINCgVtb2RlbBgCIAEoCRILCgNkYXkYAyABKAkSEAoIcmVxdWVzdHMYBCABKAMSJgoFdXNhZ2UYBSABKAsyFy5haXJsb2NrLmF1ZGl0LnYxLlVzYWdlIj8KE1VzYWdlUmVwb3J0UmVzcG9uc2USKAoEcm93cxgBIAMoCzIaLmFpcmxvY2suYXVkaXQudjEuVXNhZ2VSb3ci0gEKDFB1cmdlUmVxdWVzdBIOCgZydW5faWQYASABKAkSLAoEb3JncxgCIAMoCzIeLmFpcmxvY2suYXVkaXQudjEuUHVyZ2VDdXRvZmZzEjAKCGRlZmF1bHRzGAMgASgLMh4uYWlybG9jay5hdWRpdC52MS5QdXJnZUN1dG9mZnMSFQoNcmVjZWlwdF9raW5kcxgEIAMoCRIqCgVob2xkcxgFIAMoCzIbLmFpcmxvY2suYXVkaXQudjEuUHVyZ2VIb2xkEg8KB2RyeV9ydW4YBiABKAgivAEKDFB1cmdlQ3V0b2ZmcxIOCgZvcmdfaWQYASABKAkSMgoOY29udGVudF9iZWZvcmUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD21ldGFkYXRhX2JlZm9yZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPcmVjZWlwdHNfYmVmb3JlGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKZAQoJUHVyZ2VIb2xkEg8KB2hvbGRfaWQYASABKAkSDgoGb3JnX2lkGAIgASgJEhUKDXByaW5jaXBhbF9pZHMYAyADKAkSKQoFc2luY2UYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBXVudGlsGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJXCg1QdXJnZVJlc3BvbnNlEigKBG9yZ3MYASADKAsyGi5haXJsb2NrLmF1ZGl0LnYxLk9yZ1B1cmdlEhwKFHBhcnRpdGlvbnNfdHJ1bmNhdGVkGAIgASgFIo8BCghPcmdQdXJnZRIOCgZvcmdfaWQYASABKAkSFgoOY29udGVudF9wdXJnZWQYAiABKAMSFwoPbWV0YWRhdGFfcHVyZ2VkGAMgASgDEhcKD3JlY2VpcHRzX3B1cmdlZBgEIAEoAxIpCgRoZWxkGAUgAygLMhsuYWlybG9jay5hdWRpdC52MS5IZWxkQ291bnQiLQoJSGVsZENvdW50Eg8KB2hvbGRfaWQYASABKAkSDwoHcmVjb3JkcxgCIAEoAzLcBQoMQXVkaXRTZXJ2aWNlEksKBkFwcGVuZBIfLmFpcmxvY2suYXVkaXQudjEuQXBwZW5kUmVxdWVzdBogLmFpcmxvY2suYXVkaXQudjEuQXBwZW5kUmVzcG9uc2USSAoFUXVlcnkSHi5haXJsb2NrLmF1ZGl0LnYxLlF1ZXJ5UmVxdWVzdBofLmFpcmxvY2suYXVkaXQudjEuUXVlcnlSZXNwb25zZRJCCgNHZXQSHC5haXJsb2NrLmF1ZGl0LnYxLkdldFJlcXVlc3QaHS5haXJsb2NrLmF1ZGl0LnYxLkdldFJlc3BvbnNlEkcKBFRhaWwSHS5haXJsb2NrLmF1ZGl0LnYxLlRhaWxSZXF1ZXN0Gh4uYWlybG9jay5hdWRpdC52MS5UYWlsUmVzcG9uc2UwARJLCgZWZXJpZnkSHy5haXJsb2NrLmF1ZGl0LnYxLlZlcmlmeVJlcXVlc3QaIC5haXJsb2NrLmF1ZGl0LnYxLlZlcmlmeVJlc3BvbnNlEk0KBkV4cG9ydBIfLmFpcmxvY2suYXVkaXQudjEuRXhwb3J0UmVxdWVzdBogLmFpcmxvY2suYXVkaXQudjEuRXhwb3J0UmVzcG9uc2UwARJmCg9MaXN0U2lnbmluZ0tleXMSKC5haXJsb2NrLmF1ZGl0LnYxLkxpc3RTaWduaW5nS2V5c1JlcXVlc3QaKS5haXJsb2NrLmF1ZGl0LnYxLkxpc3RTaWduaW5nS2V5c1Jlc3BvbnNlEloKC1VzYWdlUmVwb3J0EiQuYWlybG9jay5hdWRpdC52MS5Vc2FnZVJlcG9ydFJlcXVlc3QaJS5haXJsb2NrLmF1ZGl0LnYxLlVzYWdlUmVwb3J0UmVzcG9uc2USSAoFUHVyZ2USHi5haXJsb2NrLmF1ZGl0LnYxLlB1cmdlUmVxdWVzdBofLmFpcmxvY2suYXVkaXQudjEuUHVyZ2VSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * Usage counts tokens as the providers report them.
@@ -380,6 +380,38 @@ export const AppendRequestSchema: GenMessage<AppendRequest> = /*@__PURE__*/
   messageDesc(file_airlock_audit_v1_audit, 3);
 
 /**
+ * AppendRecords is AppendRequest as the audit service reads it. In the
+ * binary codecs each record stays as its encoded bytes (field 1, where
+ * AppendRequest has its records), which the service checks and puts in
+ * stored form in one pass, rather than building a Record message first.
+ * In JSON, the records arrive in `records`. Clients send AppendRequest.
+ *
+ * @generated from message airlock.audit.v1.AppendRecords
+ */
+export type AppendRecords = Message<"airlock.audit.v1.AppendRecords"> & {
+  /**
+   * AppendRequest.records in the binary codecs: each an encoded Record.
+   *
+   * @generated from field: repeated bytes encoded = 1;
+   */
+  encoded: Uint8Array[];
+
+  /**
+   * AppendRequest.records in JSON.
+   *
+   * @generated from field: repeated airlock.audit.v1.Record records = 2;
+   */
+  records: Record[];
+};
+
+/**
+ * Describes the message airlock.audit.v1.AppendRecords.
+ * Use `create(AppendRecordsSchema)` to create a new message.
+ */
+export const AppendRecordsSchema: GenMessage<AppendRecords> = /*@__PURE__*/
+  messageDesc(file_airlock_audit_v1_audit, 4);
+
+/**
  * AppendResponse acknowledges a whole batch: every record in it is stored.
  *
  * @generated from message airlock.audit.v1.AppendResponse
@@ -405,7 +437,7 @@ export type AppendResponse = Message<"airlock.audit.v1.AppendResponse"> & {
  * Use `create(AppendResponseSchema)` to create a new message.
  */
 export const AppendResponseSchema: GenMessage<AppendResponse> = /*@__PURE__*/
-  messageDesc(file_airlock_audit_v1_audit, 4);
+  messageDesc(file_airlock_audit_v1_audit, 5);
 
 /**
  * QueryRequest filters an org's records. Every filter is optional.
@@ -524,7 +556,7 @@ export type QueryRequest = Message<"airlock.audit.v1.QueryRequest"> & {
  * Use `create(QueryRequestSchema)` to create a new message.
  */
 export const QueryRequestSchema: GenMessage<QueryRequest> = /*@__PURE__*/
-  messageDesc(file_airlock_audit_v1_audit, 5);
+  messageDesc(file_airlock_audit_v1_audit, 6);
 
 /**
  * QueryResponse is one page of records, newest first.
@@ -552,7 +584,7 @@ export type QueryResponse = Message<"airlock.audit.v1.QueryResponse"> & {
  * Use `create(QueryResponseSchema)` to create a new message.
  */
 export const QueryResponseSchema: GenMessage<QueryResponse> = /*@__PURE__*/
-  messageDesc(file_airlock_audit_v1_audit, 6);
+  messageDesc(file_airlock_audit_v1_audit, 7);
 
 /**
  * GetRequest names a record.
@@ -587,7 +619,7 @@ export type GetRequest = Message<"airlock.audit.v1.GetRequest"> & {
  * Use `create(GetRequestSchema)` to create a new message.
  */
 export const GetRequestSchema: GenMessage<GetRequest> = /*@__PURE__*/
-  messageDesc(file_airlock_audit_v1_audit, 7);
+  messageDesc(file_airlock_audit_v1_audit, 8);
 
 /**
  * GetResponse is the record.
@@ -608,7 +640,7 @@ export type GetResponse = Message<"airlock.audit.v1.GetResponse"> & {
  * Use `create(GetResponseSchema)` to create a new message.
  */
 export const GetResponseSchema: GenMessage<GetResponse> = /*@__PURE__*/
-  messageDesc(file_airlock_audit_v1_audit, 8);
+  messageDesc(file_airlock_audit_v1_audit, 9);
 
 /**
  * TailRequest starts a stream.
@@ -643,7 +675,7 @@ export type TailRequest = Message<"airlock.audit.v1.TailRequest"> & {
  * Use `create(TailRequestSchema)` to create a new message.
  */
 export const TailRequestSchema: GenMessage<TailRequest> = /*@__PURE__*/
-  messageDesc(file_airlock_audit_v1_audit, 9);
+  messageDesc(file_airlock_audit_v1_audit, 10);
 
 /**
  * TailResponse is one record and where to resume after it.
@@ -671,7 +703,7 @@ export type TailResponse = Message<"airlock.audit.v1.TailResponse"> & {
  * Use `create(TailResponseSchema)` to create a new message.
  */
 export const TailResponseSchema: GenMessage<TailResponse> = /*@__PURE__*/
-  messageDesc(file_airlock_audit_v1_audit, 10);
+  messageDesc(file_airlock_audit_v1_audit, 11);
 
 /**
  * VerifyRequest names the part of a chain to check.
@@ -706,7 +738,7 @@ export type VerifyRequest = Message<"airlock.audit.v1.VerifyRequest"> & {
  * Use `create(VerifyRequestSchema)` to create a new message.
  */
 export const VerifyRequestSchema: GenMessage<VerifyRequest> = /*@__PURE__*/
-  messageDesc(file_airlock_audit_v1_audit, 11);
+  messageDesc(file_airlock_audit_v1_audit, 12);
 
 /**
  * VerifyResponse is the verdict.
@@ -762,7 +794,7 @@ export type VerifyResponse = Message<"airlock.audit.v1.VerifyResponse"> & {
  * Use `create(VerifyResponseSchema)` to create a new message.
  */
 export const VerifyResponseSchema: GenMessage<VerifyResponse> = /*@__PURE__*/
-  messageDesc(file_airlock_audit_v1_audit, 12);
+  messageDesc(file_airlock_audit_v1_audit, 13);
 
 /**
  * VerifyProblem says what is wrong and where.
@@ -813,7 +845,7 @@ export type VerifyProblem = Message<"airlock.audit.v1.VerifyProblem"> & {
  * Use `create(VerifyProblemSchema)` to create a new message.
  */
 export const VerifyProblemSchema: GenMessage<VerifyProblem> = /*@__PURE__*/
-  messageDesc(file_airlock_audit_v1_audit, 13);
+  messageDesc(file_airlock_audit_v1_audit, 14);
 
 /**
  * ExportRequest names the part of a chain to export.
@@ -848,7 +880,7 @@ export type ExportRequest = Message<"airlock.audit.v1.ExportRequest"> & {
  * Use `create(ExportRequestSchema)` to create a new message.
  */
 export const ExportRequestSchema: GenMessage<ExportRequest> = /*@__PURE__*/
-  messageDesc(file_airlock_audit_v1_audit, 14);
+  messageDesc(file_airlock_audit_v1_audit, 15);
 
 /**
  * ExportResponse carries records or checkpoints, in chain order.
@@ -883,7 +915,7 @@ export type ExportResponse = Message<"airlock.audit.v1.ExportResponse"> & {
  * Use `create(ExportResponseSchema)` to create a new message.
  */
 export const ExportResponseSchema: GenMessage<ExportResponse> = /*@__PURE__*/
-  messageDesc(file_airlock_audit_v1_audit, 15);
+  messageDesc(file_airlock_audit_v1_audit, 16);
 
 /**
  * PurgedRange is a stretch of a chain that retention deleted: the chain
@@ -933,7 +965,7 @@ export type PurgedRange = Message<"airlock.audit.v1.PurgedRange"> & {
  * Use `create(PurgedRangeSchema)` to create a new message.
  */
 export const PurgedRangeSchema: GenMessage<PurgedRange> = /*@__PURE__*/
-  messageDesc(file_airlock_audit_v1_audit, 16);
+  messageDesc(file_airlock_audit_v1_audit, 17);
 
 /**
  * ListSigningKeysRequest is empty.
@@ -948,7 +980,7 @@ export type ListSigningKeysRequest = Message<"airlock.audit.v1.ListSigningKeysRe
  * Use `create(ListSigningKeysRequestSchema)` to create a new message.
  */
 export const ListSigningKeysRequestSchema: GenMessage<ListSigningKeysRequest> = /*@__PURE__*/
-  messageDesc(file_airlock_audit_v1_audit, 17);
+  messageDesc(file_airlock_audit_v1_audit, 18);
 
 /**
  * SigningKey is a checkpoint signer's public key.
@@ -983,7 +1015,7 @@ export type SigningKey = Message<"airlock.audit.v1.SigningKey"> & {
  * Use `create(SigningKeySchema)` to create a new message.
  */
 export const SigningKeySchema: GenMessage<SigningKey> = /*@__PURE__*/
-  messageDesc(file_airlock_audit_v1_audit, 18);
+  messageDesc(file_airlock_audit_v1_audit, 19);
 
 /**
  * ListSigningKeysResponse lists every key that has signed checkpoints.
@@ -1004,7 +1036,7 @@ export type ListSigningKeysResponse = Message<"airlock.audit.v1.ListSigningKeysR
  * Use `create(ListSigningKeysResponseSchema)` to create a new message.
  */
 export const ListSigningKeysResponseSchema: GenMessage<ListSigningKeysResponse> = /*@__PURE__*/
-  messageDesc(file_airlock_audit_v1_audit, 19);
+  messageDesc(file_airlock_audit_v1_audit, 20);
 
 /**
  * UsageReportRequest names an org and a time range.
@@ -1039,7 +1071,7 @@ export type UsageReportRequest = Message<"airlock.audit.v1.UsageReportRequest"> 
  * Use `create(UsageReportRequestSchema)` to create a new message.
  */
 export const UsageReportRequestSchema: GenMessage<UsageReportRequest> = /*@__PURE__*/
-  messageDesc(file_airlock_audit_v1_audit, 20);
+  messageDesc(file_airlock_audit_v1_audit, 21);
 
 /**
  * UsageRow sums one principal's calls to one model on one day (UTC).
@@ -1088,7 +1120,7 @@ export type UsageRow = Message<"airlock.audit.v1.UsageRow"> & {
  * Use `create(UsageRowSchema)` to create a new message.
  */
 export const UsageRowSchema: GenMessage<UsageRow> = /*@__PURE__*/
-  messageDesc(file_airlock_audit_v1_audit, 21);
+  messageDesc(file_airlock_audit_v1_audit, 22);
 
 /**
  * UsageReportResponse lists rows ordered by day, principal and model.
@@ -1109,7 +1141,7 @@ export type UsageReportResponse = Message<"airlock.audit.v1.UsageReportResponse"
  * Use `create(UsageReportResponseSchema)` to create a new message.
  */
 export const UsageReportResponseSchema: GenMessage<UsageReportResponse> = /*@__PURE__*/
-  messageDesc(file_airlock_audit_v1_audit, 22);
+  messageDesc(file_airlock_audit_v1_audit, 23);
 
 /**
  * PurgeRequest is what a retention run found expired and what it must keep.
@@ -1165,7 +1197,7 @@ export type PurgeRequest = Message<"airlock.audit.v1.PurgeRequest"> & {
  * Use `create(PurgeRequestSchema)` to create a new message.
  */
 export const PurgeRequestSchema: GenMessage<PurgeRequest> = /*@__PURE__*/
-  messageDesc(file_airlock_audit_v1_audit, 23);
+  messageDesc(file_airlock_audit_v1_audit, 24);
 
 /**
  * PurgeCutoffs says, for one org, before which time each class is expired.
@@ -1207,7 +1239,7 @@ export type PurgeCutoffs = Message<"airlock.audit.v1.PurgeCutoffs"> & {
  * Use `create(PurgeCutoffsSchema)` to create a new message.
  */
 export const PurgeCutoffsSchema: GenMessage<PurgeCutoffs> = /*@__PURE__*/
-  messageDesc(file_airlock_audit_v1_audit, 24);
+  messageDesc(file_airlock_audit_v1_audit, 25);
 
 /**
  * PurgeHold is a legal hold as Purge applies it.
@@ -1256,7 +1288,7 @@ export type PurgeHold = Message<"airlock.audit.v1.PurgeHold"> & {
  * Use `create(PurgeHoldSchema)` to create a new message.
  */
 export const PurgeHoldSchema: GenMessage<PurgeHold> = /*@__PURE__*/
-  messageDesc(file_airlock_audit_v1_audit, 25);
+  messageDesc(file_airlock_audit_v1_audit, 26);
 
 /**
  * PurgeResponse says what was (or, on a dry run, would be) deleted.
@@ -1284,7 +1316,7 @@ export type PurgeResponse = Message<"airlock.audit.v1.PurgeResponse"> & {
  * Use `create(PurgeResponseSchema)` to create a new message.
  */
 export const PurgeResponseSchema: GenMessage<PurgeResponse> = /*@__PURE__*/
-  messageDesc(file_airlock_audit_v1_audit, 26);
+  messageDesc(file_airlock_audit_v1_audit, 27);
 
 /**
  * OrgPurge counts one org's purge.
@@ -1333,7 +1365,7 @@ export type OrgPurge = Message<"airlock.audit.v1.OrgPurge"> & {
  * Use `create(OrgPurgeSchema)` to create a new message.
  */
 export const OrgPurgeSchema: GenMessage<OrgPurge> = /*@__PURE__*/
-  messageDesc(file_airlock_audit_v1_audit, 27);
+  messageDesc(file_airlock_audit_v1_audit, 28);
 
 /**
  * HeldCount is how many expired records one hold kept.
@@ -1361,7 +1393,7 @@ export type HeldCount = Message<"airlock.audit.v1.HeldCount"> & {
  * Use `create(HeldCountSchema)` to create a new message.
  */
 export const HeldCountSchema: GenMessage<HeldCount> = /*@__PURE__*/
-  messageDesc(file_airlock_audit_v1_audit, 28);
+  messageDesc(file_airlock_audit_v1_audit, 29);
 
 /**
  * AuditService keeps the audit log: every LLM call through the proxy, every

@@ -1,0 +1,327 @@
+import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
+import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
+import { RecordSchema } from "../../gen/airlock/audit/v1/audit_pb.js";
+import { invalid } from "../kit/errors.js";
+import type { SentRecord } from "./convert.js";
+
+const f = RecordSchema.field;
+
+/**
+ * A record as its writer encoded it, read straight from its wire form into
+ * what `incomingRecord` checks. Append carries hundreds of records of a few
+ * kilobytes: protobuf-es's generic decoder, building each Record message
+ * field by field through reflection, cost audit more than checking and
+ * storing them did. Proto3's rules hold: fields in any order, the last of a
+ * repeated singular field wins, unknown fields are skipped. A field of the
+ * wrong wire type, or bytes that end early, refuse the record, naming it.
+ */
+export function decodeRecord(bytes: Uint8Array, index: number): SentRecord {
+  const where = `records[${index}]`;
+  try {
+    return readRecord(new BinaryReader(bytes));
+  } catch (err) {
+    if (err instanceof WireError) throw invalid(`${where}: ${err.message}`);
+    // BinaryReader's own errors: a truncated or overlong value.
+    throw invalid(`${where}: not a valid Record encoding (${(err as Error).message})`);
+  }
+}
+
+class WireError extends Error {}
+
+function readRecord(r: BinaryReader): SentRecord {
+  let id = "";
+  let kind = "";
+  let time: SentRecord["time"];
+  let orgId = "";
+  let actor = "";
+  let actorKind = "";
+  let action = "";
+  let subject = "";
+  let status = "";
+  let sessionId = "";
+  let interceptionId = "";
+  let workspace = "";
+  const repositories: string[] = [];
+  let userAgent = "";
+  let provider = "";
+  let model = "";
+  const toolNames: string[] = [];
+  let usage: SentRecord["usage"];
+  let latencyMs = 0n;
+  let attributes: JsonObject | undefined;
+  let content: JsonObject | undefined;
+  let contentJson: Uint8Array = empty;
+  while (r.pos < r.len) {
+    const [no, type] = r.tag();
+    switch (no) {
+      case f.id.number:
+        id = text(r, type, no);
+        break;
+      case f.kind.number:
+        kind = text(r, type, no);
+        break;
+      case f.time.number:
+        time = readTimestamp(r, within(r, type, no), time);
+        break;
+      case f.orgId.number:
+        orgId = text(r, type, no);
+        break;
+      case f.actor.number:
+        actor = text(r, type, no);
+        break;
+      case f.actorKind.number:
+        actorKind = text(r, type, no);
+        break;
+      case f.action.number:
+        action = text(r, type, no);
+        break;
+      case f.subject.number:
+        subject = text(r, type, no);
+        break;
+      case f.status.number:
+        status = text(r, type, no);
+        break;
+      case f.sessionId.number:
+        sessionId = text(r, type, no);
+        break;
+      case f.interceptionId.number:
+        interceptionId = text(r, type, no);
+        break;
+      case f.workspace.number:
+        workspace = text(r, type, no);
+        break;
+      case f.repositories.number:
+        repositories.push(text(r, type, no));
+        break;
+      case f.userAgent.number:
+        userAgent = text(r, type, no);
+        break;
+      case f.provider.number:
+        provider = text(r, type, no);
+        break;
+      case f.model.number:
+        model = text(r, type, no);
+        break;
+      case f.toolNames.number:
+        toolNames.push(text(r, type, no));
+        break;
+      case f.usage.number:
+        usage = readUsage(r, within(r, type, no), usage);
+        break;
+      case f.latencyMs.number:
+        expect(type, WireType.Varint, no);
+        latencyMs = r.int64() as bigint;
+        break;
+      case f.attributes.number:
+        attributes = readStruct(r, within(r, type, no), attributes ?? jsonObject(), 0);
+        break;
+      case f.content.number:
+        content = readStruct(r, within(r, type, no), content ?? jsonObject(), 0);
+        break;
+      case f.contentJson.number:
+        expect(type, WireType.LengthDelimited, no);
+        contentJson = r.bytes();
+        break;
+      default:
+        // What the service sets (chain, seq, hashes) and fields from newer writers.
+        r.skip(type, no);
+    }
+  }
+  return {
+    id,
+    kind,
+    time,
+    orgId,
+    actor,
+    actorKind,
+    action,
+    subject,
+    status,
+    sessionId,
+    interceptionId,
+    workspace,
+    repositories,
+    userAgent,
+    provider,
+    model,
+    toolNames,
+    usage,
+    latencyMs,
+    attributes,
+    content,
+    contentJson,
+  };
+}
+
+const empty = new Uint8Array(0);
+
+function expect(type: WireType, wanted: WireType, no: number): void {
+  if (type !== wanted) throw new WireError(`field ${no} has wire type ${type}, expected ${wanted}`);
+}
+
+function text(r: BinaryReader, type: WireType, no: number): string {
+  expect(type, WireType.LengthDelimited, no);
+  // Strict, as protobuf-es reads proto3 strings: invalid UTF-8 is refused, not replaced.
+  return r.string(true);
+}
+
+/** A length-delimited field's end: where its own fields stop. */
+function within(r: BinaryReader, type: WireType, no: number): number {
+  expect(type, WireType.LengthDelimited, no);
+  const length = r.uint32();
+  const end = r.pos + length;
+  if (end > r.len) throw new WireError(`field ${no} runs past the record's end`);
+  return end;
+}
+
+/** A nested message's last field must end where its length said it would. */
+function ended(r: BinaryReader, end: number): void {
+  if (r.pos !== end) throw new WireError("a nested message's fields run past its length");
+}
+
+/** google.protobuf.Timestamp: seconds = 1, nanos = 2; a repeated one merges into the first. */
+function readTimestamp(
+  r: BinaryReader,
+  end: number,
+  into: SentRecord["time"],
+): NonNullable<SentRecord["time"]> {
+  const ts = into ?? { seconds: 0n, nanos: 0 };
+  while (r.pos < end) {
+    const [no, type] = r.tag();
+    if (no === 1) {
+      expect(type, WireType.Varint, no);
+      ts.seconds = r.int64() as bigint;
+    } else if (no === 2) {
+      expect(type, WireType.Varint, no);
+      ts.nanos = r.int32();
+    } else r.skip(type, no);
+  }
+  ended(r, end);
+  return ts;
+}
+
+function readUsage(
+  r: BinaryReader,
+  end: number,
+  into: SentRecord["usage"],
+): NonNullable<SentRecord["usage"]> {
+  const usage = into ?? {
+    inputTokens: 0n,
+    outputTokens: 0n,
+    cacheReadTokens: 0n,
+    cacheWriteTokens: 0n,
+    reasoningTokens: 0n,
+  };
+  while (r.pos < end) {
+    const [no, type] = r.tag();
+    const key = usageKeys.get(no);
+    if (key === undefined) {
+      r.skip(type, no);
+      continue;
+    }
+    expect(type, WireType.Varint, no);
+    usage[key] = r.int64() as bigint;
+  }
+  ended(r, end);
+  return usage;
+}
+
+/** Usage's field numbers to their names; every one is an int64. */
+const usageKeys = new Map(
+  f.usage.message!.fields.map((d) => [
+    d.number,
+    d.localName as keyof NonNullable<SentRecord["usage"]>,
+  ]),
+);
+
+/** Deeper than this, a Struct is refused rather than risk the stack. */
+const maxDepth = 64;
+
+/**
+ * google.protobuf.Struct as the JSON object it stands for: `fields` (1) is a
+ * map of entries with key = 1 and value = 2. The object has no prototype, so
+ * a key like "__proto__" is just a key.
+ */
+function readStruct(r: BinaryReader, end: number, into: JsonObject, depth: number): JsonObject {
+  if (depth > maxDepth) throw new WireError(`a Struct nests deeper than ${maxDepth} levels`);
+  while (r.pos < end) {
+    const [no, type] = r.tag();
+    if (no !== 1) {
+      r.skip(type, no);
+      continue;
+    }
+    const entryEnd = within(r, type, no);
+    let key = "";
+    let value: JsonValue = null;
+    while (r.pos < entryEnd) {
+      const [n, t] = r.tag();
+      if (n === 1) key = text(r, t, n);
+      else if (n === 2) value = readValue(r, within(r, t, n), depth + 1);
+      else r.skip(t, n);
+    }
+    ended(r, entryEnd);
+    into[key] = value;
+  }
+  ended(r, end);
+  return into;
+}
+
+/**
+ * google.protobuf.Value: null_value = 1, number_value = 2, string_value = 3,
+ * bool_value = 4, struct_value = 5, list_value = 6 (values = 1); the last
+ * one set wins, and none set is null, as protobuf-es reads it.
+ */
+function readValue(r: BinaryReader, end: number, depth: number): JsonValue {
+  let value: JsonValue = null;
+  while (r.pos < end) {
+    const [no, type] = r.tag();
+    switch (no) {
+      case 1:
+        expect(type, WireType.Varint, no);
+        r.int32();
+        value = null;
+        break;
+      case 2: {
+        expect(type, WireType.Bit64, no);
+        const n = r.double();
+        if (!Number.isFinite(n))
+          throw new WireError("a Struct number must be finite (JSON has no NaN or Infinity)");
+        value = n;
+        break;
+      }
+      case 3:
+        value = text(r, type, no);
+        break;
+      case 4:
+        expect(type, WireType.Varint, no);
+        value = r.bool();
+        break;
+      case 5:
+        value = readStruct(r, within(r, type, no), jsonObject(), depth);
+        break;
+      case 6:
+        value = readList(r, within(r, type, no), depth);
+        break;
+      default:
+        r.skip(type, no);
+    }
+  }
+  ended(r, end);
+  return value;
+}
+
+function readList(r: BinaryReader, end: number, depth: number): JsonValue[] {
+  if (depth > maxDepth) throw new WireError(`a Struct nests deeper than ${maxDepth} levels`);
+  const values: JsonValue[] = [];
+  while (r.pos < end) {
+    const [no, type] = r.tag();
+    if (no === 1) values.push(readValue(r, within(r, type, no), depth + 1));
+    else r.skip(type, no);
+  }
+  ended(r, end);
+  return values;
+}
+
+function jsonObject(): JsonObject {
+  return Object.create(null) as JsonObject;
+}
