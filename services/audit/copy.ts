@@ -14,6 +14,13 @@ const postgresEpochMs = 946_684_800_000;
 const textOid = 25;
 /** Up to this many characters, text is copied byte by byte when it is ASCII. */
 const shortText = 128;
+/**
+ * Called as `charCodeAt.call(s, n)`: a server's strings come in many
+ * internal shapes (sequential, concatenated, sliced, internalized), and
+ * with that many, V8 looked `s.charCodeAt` up through a generic inline
+ * cache on every character, a sixth of audit's time during ingest.
+ */
+const charCodeAt = String.prototype.charCodeAt;
 
 /**
  * Writes rows in COPY's binary format: values go in as their bytes, with no
@@ -61,20 +68,22 @@ class BinaryRows {
   }
 
   private text(s: string): void {
-    this.room(4 + 3 * s.length);
+    const length = s.length;
+    this.room(4 + 3 * length);
+    const buf = this.buf;
     const start = this.at + 4;
     // Most columns are short ASCII (ids, names, hex digests): copied char by
     // char, they cost less than a call into Buffer's UTF-8 encoder each.
     let n = 0;
-    if (s.length <= shortText) {
-      while (n < s.length) {
-        const c = s.charCodeAt(n);
+    if (length <= shortText) {
+      while (n < length) {
+        const c = charCodeAt.call(s, n);
         if (c > 0x7f) break;
-        this.buf[start + n++] = c;
+        buf[start + n++] = c;
       }
     }
-    if (n < s.length) n = this.buf.write(s, start, "utf8");
-    this.buf.writeInt32BE(n, this.at);
+    if (n < length) n = buf.write(s, start, "utf8");
+    buf.writeInt32BE(n, this.at);
     this.at = start + n;
   }
 
