@@ -19,10 +19,17 @@ export function canonicalJson(value: unknown): string {
   }
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
   if (typeof value === "object") {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+    // Every record's attributes pass here: keys sorted in place and one
+    // string built, rather than entry pairs filtered, sorted and mapped.
+    // The default sort compares UTF-16 code units, as `<` on strings does.
+    const object = value as Record<string, unknown>;
+    let text = "";
+    for (const key of Object.keys(object).sort()) {
+      const v = object[key];
+      if (v === undefined) continue;
+      text += `${text ? "," : ""}${JSON.stringify(key)}:${canonicalJson(v)}`;
+    }
+    return `{${text}}`;
   }
   throw new TypeError(`canonical JSON has no place for a ${typeof value}`);
 }
