@@ -138,6 +138,25 @@ test("a batch is read and encoded a few records at a time, letting calls in betw
   );
 });
 
+test("under a steady trickle of records, one Append per linger interval, not one per round trip", async (t) => {
+  const lingerMs = 40;
+  const { spool, audit, shipper } = await setup(t, { lingerMs });
+  shipper.start();
+  const started = performance.now();
+  for (let i = 0; i < 150; i++) {
+    await spool.record(requestRecord(`trickle${i}`));
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  const elapsed = performance.now() - started;
+  await until(() => audit.stored.size === 150);
+  // Audit answers at once here: shipping again right after each answer would make an Append
+  // of every record or two.
+  t.true(
+    audit.batches.length <= elapsed / lingerMs + 3,
+    `${audit.batches.length} Appends in ${elapsed.toFixed(0)} ms`,
+  );
+});
+
 test("while audit is down records wait on disk, and all arrive when it is back", async (t) => {
   const { dir, spool, audit, shipper, metric } = await setup(t);
   audit.down = true;

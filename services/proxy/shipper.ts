@@ -35,9 +35,10 @@ export interface ShipperOptions {
    */
   rotateAfterMs?: number;
   /**
-   * After an idle spool is written to, how long to let more records gather
-   * before reading a batch: one Append (one audit transaction) per few
-   * milliseconds of traffic instead of one per record. 20 ms by default.
+   * How long to let records gather before reading a batch, when the last
+   * read took all there was (or the spool was idle): under steady traffic,
+   * one Append (one audit transaction) per this many milliseconds instead of
+   * one per round trip. A backlog is sent without waiting. 20 ms by default.
    */
   lingerMs?: number;
 }
@@ -53,6 +54,8 @@ const yieldEvery = 8;
 interface Batch {
   seq: number;
   end: number;
+  /** It took every record written to its segment so far. */
+  caughtUp: boolean;
   /** Lines read, `records` and `unreadable` together. */
   lines: number;
   /** The records in protobuf's wire form. */
@@ -174,6 +177,10 @@ export class Shipper {
         continue;
       }
       await this.advance(batch).catch((e: Error) => this.retryLater(e));
+      // Shipping again at once would send, per Append, only what was written during the last
+      // one's round trip: at a steady trickle, hundreds of tiny Appends (and audit
+      // transactions) a second, taking the CPU the calls need.
+      if (batch.caughtUp && !this.stopping) await this.linger();
     }
   }
 
@@ -186,13 +193,15 @@ export class Shipper {
       if (!segment) return undefined;
       if (segment.seq !== this.cursor.seq)
         this.cursor = { seq: segment.seq, offset: 0, records: 0 };
-      if (this.cursor.offset < segment.size) {
+      // What is written while the read runs waits for the next one.
+      const written = segment.size;
+      if (this.cursor.offset < written) {
         const single =
           this.singleUntil?.seq === segment.seq && this.cursor.offset < this.singleUntil.offset;
         const read = await readLines(
           segment.path,
           this.cursor.offset,
-          segment.size,
+          written,
           single ? 1 : this.batchRecords,
           this.batchBytes,
         ).catch((err: NodeJS.ErrnoException) => {
@@ -211,6 +220,7 @@ export class Shipper {
         const batch: Batch = {
           seq: segment.seq,
           end: read.end,
+          caughtUp: read.end >= written,
           lines: read.lines.length,
           records: [],
           sources: [],
