@@ -15,6 +15,11 @@
  * spool (the call waits for its request record as always) but none is
  * shipped, which tells the spool's cost from the shipping's and audit's.
  *
+ * Each timed phase through the proxy starts once audit has every record of
+ * the phases before it (the proxy's spool holds none), so that a phase at
+ * concurrency 1 measures calls at concurrency 1, not the catching up after
+ * a loaded warm-up: shipping and storing its own records go on during it.
+ *
  *   npm run bench:proxy
  *   BENCH_SECONDS=10 BENCH_CONCURRENCY=32 BENCH_MODE=all-in-one npm run bench:proxy
  */
@@ -107,11 +112,13 @@ try {
       await timeEach(1000, call(target, stream));
     }
     const direct = await timeEach(samples, call("direct", stream));
+    await shipped();
     const proxied = await timeEach(samples, call("proxy", stream));
     latency.push(
       `| ${kind} | ${quantile(direct, 0.5)} | ${quantile(proxied, 0.5)} | ${(quantile(proxied, 0.5) - quantile(direct, 0.5)).toFixed(3)} | ${quantile(direct, 0.99)} | ${quantile(proxied, 0.99)} | ${(quantile(proxied, 0.99) - quantile(direct, 0.99)).toFixed(3)} |`,
     );
     const d = await runFor(seconds * 1000, concurrency, call("direct", stream));
+    await shipped();
     const cpuBefore = await cpuMs(server.child.pid!);
     const p = await runFor(seconds * 1000, concurrency, call("proxy", stream));
     const cpuPerCall = ((await cpuMs(server.child.pid!)) - cpuBefore) / p.calls;
@@ -141,6 +148,20 @@ try {
   await core?.stop();
   fake.child.kill("SIGTERM");
   await db.drop();
+}
+
+/** Waits until the proxy's spool holds no record audit lacks (in spool-only mode none is ever shipped). */
+async function shipped(): Promise<void> {
+  if (mode === "spool-only") return;
+  const until = performance.now() + 120_000;
+  for (;;) {
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    const pending = /^airlock_audit_spool_pending_records (\d+)$/m.exec(metrics)?.[1];
+    if (pending === undefined) throw new Error("the proxy's /metrics has no spool gauge");
+    if (pending === "0") return;
+    if (performance.now() > until) throw new Error(`${pending} records still not shipped`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 async function startFakeProcess() {
