@@ -11,9 +11,10 @@ const f = RecordSchema.field;
  * what `incomingRecord` checks. Append carries hundreds of records of a few
  * kilobytes: protobuf-es's generic decoder, building each Record message
  * field by field through reflection, cost audit more than checking and
- * storing them did. Proto3's rules hold: fields in any order, the last of a
- * repeated singular field wins, unknown fields are skipped. A field of the
- * wrong wire type, or bytes that end early, refuse the record, naming it.
+ * storing them did. Proto3's rules hold: fields in any order, a singular
+ * field sent twice keeps its last value (a message merges), unknown fields
+ * are skipped. A field of the wrong wire type, or bytes that end early,
+ * refuse the record, naming it.
  */
 export function decodeRecord(bytes: Uint8Array, index: number): SentRecord {
   const where = `records[${index}]`;
