@@ -7,6 +7,36 @@ import type { SentRecord } from "./convert.js";
 const f = RecordSchema.field;
 
 /**
+ * Record's field numbers, from the generated schema, in one plain object:
+ * read through the schema's field descriptors (objects of several shapes),
+ * each `case` cost a generic property lookup per field decoded.
+ */
+const fieldNo = {
+  id: f.id.number,
+  kind: f.kind.number,
+  time: f.time.number,
+  orgId: f.orgId.number,
+  actor: f.actor.number,
+  actorKind: f.actorKind.number,
+  action: f.action.number,
+  subject: f.subject.number,
+  status: f.status.number,
+  sessionId: f.sessionId.number,
+  interceptionId: f.interceptionId.number,
+  workspace: f.workspace.number,
+  repositories: f.repositories.number,
+  userAgent: f.userAgent.number,
+  provider: f.provider.number,
+  model: f.model.number,
+  toolNames: f.toolNames.number,
+  usage: f.usage.number,
+  latencyMs: f.latencyMs.number,
+  attributes: f.attributes.number,
+  content: f.content.number,
+  contentJson: f.contentJson.number,
+};
+
+/**
  * A record as its writer encoded it, read straight from its wire form into
  * what `incomingRecord` checks. Append carries hundreds of records of a few
  * kilobytes: protobuf-es's generic decoder, building each Record message
@@ -55,71 +85,71 @@ function readRecord(r: BinaryReader): SentRecord {
   while (r.pos < r.len) {
     const [no, type] = r.tag();
     switch (no) {
-      case f.id.number:
+      case fieldNo.id:
         id = text(r, type, no);
         break;
-      case f.kind.number:
+      case fieldNo.kind:
         kind = text(r, type, no);
         break;
-      case f.time.number:
+      case fieldNo.time:
         time = readTimestamp(r, within(r, type, no), time);
         break;
-      case f.orgId.number:
+      case fieldNo.orgId:
         orgId = text(r, type, no);
         break;
-      case f.actor.number:
+      case fieldNo.actor:
         actor = text(r, type, no);
         break;
-      case f.actorKind.number:
+      case fieldNo.actorKind:
         actorKind = text(r, type, no);
         break;
-      case f.action.number:
+      case fieldNo.action:
         action = text(r, type, no);
         break;
-      case f.subject.number:
+      case fieldNo.subject:
         subject = text(r, type, no);
         break;
-      case f.status.number:
+      case fieldNo.status:
         status = text(r, type, no);
         break;
-      case f.sessionId.number:
+      case fieldNo.sessionId:
         sessionId = text(r, type, no);
         break;
-      case f.interceptionId.number:
+      case fieldNo.interceptionId:
         interceptionId = text(r, type, no);
         break;
-      case f.workspace.number:
+      case fieldNo.workspace:
         workspace = text(r, type, no);
         break;
-      case f.repositories.number:
+      case fieldNo.repositories:
         repositories.push(text(r, type, no));
         break;
-      case f.userAgent.number:
+      case fieldNo.userAgent:
         userAgent = text(r, type, no);
         break;
-      case f.provider.number:
+      case fieldNo.provider:
         provider = text(r, type, no);
         break;
-      case f.model.number:
+      case fieldNo.model:
         model = text(r, type, no);
         break;
-      case f.toolNames.number:
+      case fieldNo.toolNames:
         toolNames.push(text(r, type, no));
         break;
-      case f.usage.number:
+      case fieldNo.usage:
         usage = readUsage(r, within(r, type, no), usage);
         break;
-      case f.latencyMs.number:
+      case fieldNo.latencyMs:
         expect(type, WireType.Varint, no);
         latencyMs = r.int64() as bigint;
         break;
-      case f.attributes.number:
+      case fieldNo.attributes:
         attributes = readStruct(r, within(r, type, no), attributes ?? jsonObject(), 0);
         break;
-      case f.content.number:
+      case fieldNo.content:
         content = readStruct(r, within(r, type, no), content ?? jsonObject(), 0);
         break;
-      case f.contentJson.number:
+      case fieldNo.contentJson:
         expect(type, WireType.LengthDelimited, no);
         contentJson = r.bytes();
         break;
