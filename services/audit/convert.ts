@@ -1,10 +1,11 @@
 import { create, type JsonObject } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { timestampFromMs, type Timestamp } from "@bufbuild/protobuf/wkt";
 import {
   PurgedRangeSchema,
   RecordSchema,
   type PurgedRange as PurgedRangeProto,
   type Record as AuditRecord,
+  type Usage,
 } from "../../gen/airlock/audit/v1/audit_pb.js";
 import { invalid } from "../kit/errors.js";
 import { usageToProto } from "../kit/usage.js";
@@ -21,39 +22,26 @@ export interface IncomingRecord {
 
 /**
  * A record as a writer sent it, before it is checked: what `incomingRecord`
- * reads of a Record. A decoded Record message is one; so is what
- * `decodeRecord` reads straight from Append's wire form.
+ * reads of a Record, so the generated type minus what the service sets. A
+ * decoded Record message is one; so is what `decodeRecord` reads straight
+ * from Append's wire form.
  */
-export interface SentRecord {
-  id: string;
-  kind: string;
-  time?: { seconds: bigint; nanos: number };
-  orgId: string;
-  actor: string;
-  actorKind: string;
-  action: string;
-  subject: string;
-  status: string;
-  sessionId: string;
-  interceptionId: string;
-  workspace: string;
-  repositories: string[];
-  userAgent: string;
-  provider: string;
-  model: string;
-  toolNames: string[];
-  usage?: {
-    inputTokens: bigint;
-    outputTokens: bigint;
-    cacheReadTokens: bigint;
-    cacheWriteTokens: bigint;
-    reasoningTokens: bigint;
-  };
-  latencyMs: bigint;
-  attributes?: JsonObject;
-  content?: JsonObject;
-  contentJson: Uint8Array;
-}
+export type SentRecord = Omit<
+  AuditRecord,
+  | "$typeName"
+  | "$unknown"
+  | "time"
+  | "usage"
+  | "contentSha256"
+  | "chainId"
+  | "seq"
+  | "prevHash"
+  | "hash"
+  | "contentPurged"
+> & {
+  time?: Pick<Timestamp, "seconds" | "nanos">;
+  usage?: Omit<Usage, "$typeName" | "$unknown">;
+};
 
 const kindPattern = /^[a-z][a-z_]*(\.[a-z_]+)+$/;
 const idPattern = /^[\x21-\x7e]{1,200}$/;

@@ -60,128 +60,108 @@ export function decodeRecord(bytes: Uint8Array, index: number): SentRecord {
 class WireError extends Error {}
 
 function readRecord(r: BinaryReader): SentRecord {
-  let id = "";
-  let kind = "";
-  let time: SentRecord["time"];
-  let orgId = "";
-  let actor = "";
-  let actorKind = "";
-  let action = "";
-  let subject = "";
-  let status = "";
-  let sessionId = "";
-  let interceptionId = "";
-  let workspace = "";
-  const repositories: string[] = [];
-  let userAgent = "";
-  let provider = "";
-  let model = "";
-  const toolNames: string[] = [];
-  let usage: SentRecord["usage"];
-  let latencyMs = 0n;
-  let attributes: JsonObject | undefined;
-  let content: JsonObject | undefined;
-  let contentJson: Uint8Array = empty;
+  // Proto3's defaults, overwritten by the fields present.
+  const rec: SentRecord = {
+    id: "",
+    kind: "",
+    time: undefined,
+    orgId: "",
+    actor: "",
+    actorKind: "",
+    action: "",
+    subject: "",
+    status: "",
+    sessionId: "",
+    interceptionId: "",
+    workspace: "",
+    repositories: [],
+    userAgent: "",
+    provider: "",
+    model: "",
+    toolNames: [],
+    usage: undefined,
+    latencyMs: 0n,
+    attributes: undefined,
+    content: undefined,
+    contentJson: empty,
+  };
   while (r.pos < r.len) {
     const [no, type] = r.tag();
     switch (no) {
       case fieldNo.id:
-        id = text(r, type, no);
+        rec.id = text(r, type, no);
         break;
       case fieldNo.kind:
-        kind = text(r, type, no);
+        rec.kind = text(r, type, no);
         break;
       case fieldNo.time:
-        time = readTimestamp(r, within(r, type, no), time);
+        rec.time = readTimestamp(r, within(r, type, no), rec.time);
         break;
       case fieldNo.orgId:
-        orgId = text(r, type, no);
+        rec.orgId = text(r, type, no);
         break;
       case fieldNo.actor:
-        actor = text(r, type, no);
+        rec.actor = text(r, type, no);
         break;
       case fieldNo.actorKind:
-        actorKind = text(r, type, no);
+        rec.actorKind = text(r, type, no);
         break;
       case fieldNo.action:
-        action = text(r, type, no);
+        rec.action = text(r, type, no);
         break;
       case fieldNo.subject:
-        subject = text(r, type, no);
+        rec.subject = text(r, type, no);
         break;
       case fieldNo.status:
-        status = text(r, type, no);
+        rec.status = text(r, type, no);
         break;
       case fieldNo.sessionId:
-        sessionId = text(r, type, no);
+        rec.sessionId = text(r, type, no);
         break;
       case fieldNo.interceptionId:
-        interceptionId = text(r, type, no);
+        rec.interceptionId = text(r, type, no);
         break;
       case fieldNo.workspace:
-        workspace = text(r, type, no);
+        rec.workspace = text(r, type, no);
         break;
       case fieldNo.repositories:
-        repositories.push(text(r, type, no));
+        rec.repositories.push(text(r, type, no));
         break;
       case fieldNo.userAgent:
-        userAgent = text(r, type, no);
+        rec.userAgent = text(r, type, no);
         break;
       case fieldNo.provider:
-        provider = text(r, type, no);
+        rec.provider = text(r, type, no);
         break;
       case fieldNo.model:
-        model = text(r, type, no);
+        rec.model = text(r, type, no);
         break;
       case fieldNo.toolNames:
-        toolNames.push(text(r, type, no));
+        rec.toolNames.push(text(r, type, no));
         break;
       case fieldNo.usage:
-        usage = readUsage(r, within(r, type, no), usage);
+        rec.usage = readUsage(r, within(r, type, no), rec.usage);
         break;
       case fieldNo.latencyMs:
         expect(type, WireType.Varint, no);
-        latencyMs = r.int64() as bigint;
+        rec.latencyMs = r.int64() as bigint;
         break;
       case fieldNo.attributes:
-        attributes = readStruct(r, within(r, type, no), attributes ?? jsonObject(), 0);
+        rec.attributes = readStruct(r, within(r, type, no), rec.attributes ?? jsonObject(), 0);
         break;
       case fieldNo.content:
-        content = readStruct(r, within(r, type, no), content ?? jsonObject(), 0);
+        rec.content = readStruct(r, within(r, type, no), rec.content ?? jsonObject(), 0);
         break;
       case fieldNo.contentJson:
         expect(type, WireType.LengthDelimited, no);
-        contentJson = r.bytes();
+        rec.contentJson = r.bytes();
         break;
       default:
         // What the service sets (chain, seq, hashes) and fields from newer writers.
         r.skip(type, no);
     }
   }
-  return {
-    id,
-    kind,
-    time,
-    orgId,
-    actor,
-    actorKind,
-    action,
-    subject,
-    status,
-    sessionId,
-    interceptionId,
-    workspace,
-    repositories,
-    userAgent,
-    provider,
-    model,
-    toolNames,
-    usage,
-    latencyMs,
-    attributes,
-    content,
-    contentJson,
-  };
+  return rec;
 }
 
 const empty = new Uint8Array(0);
