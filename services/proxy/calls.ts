@@ -129,7 +129,10 @@ export function upstreamHeaders(
   apiKey: string | undefined,
   forwarded: Record<string, string>,
 ): Record<string, string> {
-  const headers: Record<string, string> = { ...forwarded, "content-type": "application/json" };
+  // Not `{ ...forwarded, … }`: properties added to a spread object are slow in V8 (see contextFields).
+  const headers: Record<string, string> = Object.assign({}, forwarded, {
+    "content-type": "application/json",
+  });
   if (apiKey) {
     if (api === "anthropic") headers["x-api-key"] = apiKey;
     else headers.authorization = `Bearer ${apiKey}`;

@@ -6,7 +6,13 @@ import type { HttpRequest, HttpResponse } from "../kit/http-listener.js";
 import type { Logger } from "../kit/log.js";
 import type { ProxyConfig } from "./config.js";
 import { providerError, type ProviderError } from "./provider-errors.js";
-import { JsonText, type CallContext, type LlmResponseRecord, type Recorder } from "./records.js";
+import {
+  contextFields,
+  JsonText,
+  type CallContext,
+  type LlmResponseRecord,
+  type Recorder,
+} from "./records.js";
 import type { Api, ModelRoute, Routing } from "./routing.js";
 import {
   backoff,
@@ -124,15 +130,16 @@ export class LlmProxy {
     );
     const json = removed.size ? withoutTools(spec.endpoint, body.json, removed) : body.json;
     await this.deps.recorder
-      .record({
-        ...context,
-        kind: "llm.request",
-        time: new Date().toISOString(),
-        removedTools: [...removed],
-        toolNames: removed.size ? offered.filter((name) => !removed.has(name)) : offered,
-        // The body less the removed tools: when none was removed, the caller's own text.
-        content: { body: removed.size ? json : new JsonText(body.text) },
-      })
+      .record(
+        Object.assign(contextFields(context), {
+          kind: "llm.request" as const,
+          time: new Date().toISOString(),
+          removedTools: [...removed],
+          toolNames: removed.size ? offered.filter((name) => !removed.has(name)) : offered,
+          // The body less the removed tools: when none was removed, the caller's own text.
+          content: { body: removed.size ? json : new JsonText(body.text) },
+        }),
+      )
       .catch((err: unknown) => {
         this.deps.log.error(
           { err: (err as Error).message },
@@ -300,11 +307,11 @@ export class LlmProxy {
             return respond(res, providerError(spec.api, 502, message));
           }
           const outcome = await relay(spec, answer, res, started, abort.signal);
-          return await this.finish({ ...context, provider: target.provider.name }, started, {
-            ...outcome,
-            attempts,
-            upstreamModel: target.model,
-          });
+          return await this.finish(
+            { ...context, provider: target.provider.name },
+            started,
+            Object.assign(outcome, { attempts, upstreamModel: target.model }),
+          );
         } catch (err) {
           if (abort.signal.aborted)
             return this.finish(context, started, {

@@ -1,5 +1,5 @@
 import type { Collected } from "./collect.js";
-import type { CallContext, LlmResponseRecord } from "./records.js";
+import { contextFields, type CallContext, type LlmResponseRecord } from "./records.js";
 
 /** How a call ended, as its response record tells it. */
 export interface Outcome {
@@ -22,9 +22,8 @@ export function responseRecord(
   outcome: Outcome,
 ): LlmResponseRecord {
   const c = outcome.collected;
-  return {
-    ...context,
-    kind: "llm.response",
+  return Object.assign(contextFields(context), {
+    kind: "llm.response" as const,
     time: new Date().toISOString(),
     status: outcome.status,
     httpStatus: outcome.httpStatus,
@@ -43,5 +42,5 @@ export function responseRecord(
     toolNames: c?.toolCalls.map((t) => t.name) ?? [],
     error: outcome.error ?? "",
     content: { text: c?.text ?? "", reasoning: c?.reasoning ?? "", toolCalls: c?.toolCalls ?? [] },
-  };
+  });
 }

@@ -27,6 +27,31 @@ export interface CallContext {
 }
 
 /**
+ * A copy of the call's context, field by field, for a record to be built on
+ * with Object.assign. Not `{ ...context, kind, … }`: in Node 20's V8 an
+ * object made by spread takes a new hidden class for each property added to
+ * it, so a response record cost 28 µs to build against under 1 µs this way
+ * (docs/benchmarks.md, stop 16).
+ */
+export function contextFields(c: CallContext): CallContext {
+  return {
+    id: c.id,
+    sessionId: c.sessionId,
+    orgId: c.orgId,
+    principalId: c.principalId,
+    principalKind: c.principalKind,
+    workspace: c.workspace,
+    repositories: c.repositories,
+    userAgent: c.userAgent,
+    api: c.api,
+    endpoint: c.endpoint,
+    provider: c.provider,
+    model: c.model,
+    stream: c.stream,
+  };
+}
+
+/**
  * A JSON value kept as the text it arrived in: a request body that goes
  * upstream unchanged is recorded from its text, not serialised again from
  * its parsed form (prompts run to hundreds of kilobytes).
