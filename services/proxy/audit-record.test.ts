@@ -3,7 +3,7 @@ import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { BinaryReader } from "@bufbuild/protobuf/wire";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { AppendRequestSchema, RecordSchema } from "../../gen/airlock/audit/v1/audit_pb.js";
-import { appendOf, auditRecordWire } from "./audit-record.js";
+import { appendOf, RecordsWire } from "./audit-record.js";
 import type { CallContext, LlmRecord, LlmRequestRecord, LlmResponseRecord } from "./records.js";
 import { parseSpoolLine, spoolLine, type SpooledRecord } from "./spool-line.js";
 
@@ -68,9 +68,16 @@ const response: LlmResponseRecord = {
 /** What the audit service receives: the record spooled, read back, sent over the wire. */
 const sent = (r: LlmRecord) => wire(parseSpoolLine(spoolLine(r).trimEnd()));
 
+/** A record in wire form, its length first. */
+const wireOf = (spooled: SpooledRecord) => {
+  const records = new RecordsWire();
+  records.add(spooled);
+  return records.take()[0]!;
+};
+
 /** A record in wire form (its length first) read back by the generic decoder. */
 const wire = (spooled: SpooledRecord) => {
-  const bytes = auditRecordWire(spooled);
+  const bytes = wireOf(spooled);
   const reader = new BinaryReader(bytes);
   const length = reader.uint32();
   if (reader.pos + length !== bytes.length) throw new Error("the length does not cover the record");
@@ -224,25 +231,47 @@ test("written field by field, a record decodes exactly: multi-byte text, zeros, 
   t.is(r.status, "error");
   // What the generic encoder writes for the decoded record is what was written: no field
   // at its default, each in its place.
-  const bytes = auditRecordWire(parseSpoolLine(spoolLine(odd).trimEnd()));
+  const bytes = wireOf(parseSpoolLine(spoolLine(odd).trimEnd()));
   const reader = new BinaryReader(bytes);
   reader.uint32(); // the length
   t.deepEqual(toBinary(RecordSchema, r), bytes.subarray(reader.pos));
 });
 
 test("an Append of records in wire form is an Append with those records", (t) => {
-  const records = [request, response].map((r) =>
-    auditRecordWire(parseSpoolLine(spoolLine(r).trimEnd())),
-  );
+  const batch = new RecordsWire();
+  for (const r of [request, response]) batch.add(parseSpoolLine(spoolLine(r).trimEnd()));
+  const records = batch.take();
   const decoded = fromBinary(AppendRequestSchema, toBinary(AppendRequestSchema, appendOf(records)));
   t.deepEqual(decoded.records, [sent(request), sent(response)]);
 });
 
-test("a record that cannot be written leaves the next one whole", (t) => {
+test("a record that cannot be written leaves the records around it whole", (t) => {
   const broken = parseSpoolLine(spoolLine(response).trimEnd());
   // A line readable as JSON but not a proxy record (no repositories), as a damaged spool may hold.
   delete (broken.meta as Partial<LlmResponseRecord>).repositories;
-  t.throws(() => auditRecordWire(broken));
-  t.deepEqual(sent(request), wire(parseSpoolLine(spoolLine(request).trimEnd())));
-  t.is(sent(request).id, `${context.id}.request`);
+  const batch = new RecordsWire();
+  batch.add(parseSpoolLine(spoolLine(request).trimEnd()));
+  t.throws(() => batch.add(broken));
+  batch.add(parseSpoolLine(spoolLine(response).trimEnd()));
+  const decoded = fromBinary(
+    AppendRequestSchema,
+    toBinary(AppendRequestSchema, appendOf(batch.take())),
+  );
+  t.deepEqual(decoded.records, [sent(request), sent(response)]);
+});
+
+test("lengths of one, two and three bytes are written as the generic encoder writes them", (t) => {
+  for (const size of [100, 127, 128, 300, 16_383, 16_384, 40_000]) {
+    const long: LlmResponseRecord = {
+      ...response,
+      userAgent: "a".repeat(size),
+      model: "ü".repeat(size),
+      error: "x".repeat(size),
+      content: { text: "é".repeat(size), reasoning: "", toolCalls: [] },
+    };
+    const bytes = wireOf(parseSpoolLine(spoolLine(long).trimEnd()));
+    const reader = new BinaryReader(bytes);
+    reader.uint32();
+    t.deepEqual(toBinary(RecordSchema, sent(long)), bytes.subarray(reader.pos), `size ${size}`);
+  }
 });

@@ -4,7 +4,7 @@ import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import type { Registry } from "prom-client";
 import type { AuditService } from "../../gen/airlock/audit/v1/audit_pb.js";
 import type { Logger } from "../kit/log.js";
-import { appendOf, auditRecordWire } from "./audit-record.js";
+import { appendOf, RecordsWire } from "./audit-record.js";
 import { readLines } from "./segment-reader.js";
 import { shipperMetrics, type ShipperMetrics } from "./shipper-metrics.js";
 import { parseSpoolLine } from "./spool-line.js";
@@ -91,6 +91,7 @@ export class Shipper {
   private readonly minBackoffMs: number;
   private readonly maxBackoffMs: number;
   private readonly rotateAfterMs: number;
+  private readonly wire = new RecordsWire();
 
   constructor(private readonly options: ShipperOptions) {
     this.batchRecords = options.batchRecords ?? 500;
@@ -230,12 +231,13 @@ export class Shipper {
           // Calls wait while this runs: let them in between every few records.
           if (i > 0 && i % yieldEvery === 0) await yieldToCalls();
           try {
-            batch.records.push(auditRecordWire(parseSpoolLine(line)));
+            this.wire.add(parseSpoolLine(line));
             batch.sources.push(line);
           } catch {
             batch.unreadable.push(line);
           }
         }
+        batch.records = this.wire.take();
         return batch;
       }
       const idleFor = Date.now() - segment.openedAt;
