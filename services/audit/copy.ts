@@ -1,4 +1,5 @@
 import type { Connection } from "pg";
+import { charCodeAt } from "../kit/char-code.js";
 import type { PoolClient } from "../kit/pg.js";
 
 /**
@@ -14,13 +15,6 @@ const postgresEpochMs = 946_684_800_000;
 const textOid = 25;
 /** Up to this many characters, text is copied byte by byte when it is ASCII. */
 const shortText = 128;
-/**
- * Called as `charCodeAt.call(s, n)`: a server's strings come in many
- * internal shapes (sequential, concatenated, sliced, internalized), and
- * with that many, V8 looked `s.charCodeAt` up through a generic inline
- * cache on every character, a sixth of audit's time during ingest.
- */
-const charCodeAt = String.prototype.charCodeAt;
 
 /**
  * Writes rows in COPY's binary format: values go in as their bytes, with no

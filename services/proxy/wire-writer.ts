@@ -1,4 +1,5 @@
 import { WireType } from "@bufbuild/protobuf/wire";
+import { charCodeAt } from "../kit/char-code.js";
 
 /**
  * Writes protobuf's wire form into one buffer that is reused from value to
@@ -132,9 +133,6 @@ export class WireWriter {
     this.buf = grown;
   }
 }
-
-/** Called through a constant, not as `s.charCodeAt`: strings come in many shapes, each a lookup. */
-const charCodeAt = String.prototype.charCodeAt;
 
 function varintSize(value: number): number {
   let size = 1;
