@@ -91,6 +91,7 @@ export class Shipper {
   private readonly minBackoffMs: number;
   private readonly maxBackoffMs: number;
   private readonly rotateAfterMs: number;
+  /** The batch being read; `next` takes it whole (nothing between its first add and the take throws). */
   private readonly wire = new RecordsWire();
 
   constructor(private readonly options: ShipperOptions) {
