@@ -1,5 +1,5 @@
 import type { Connection } from "pg";
-import { charCodeAt } from "../kit/char-code.js";
+import { copyAscii } from "../kit/ascii.js";
 import type { PoolClient } from "../kit/pg.js";
 
 /**
@@ -66,16 +66,7 @@ class BinaryRows {
     this.room(4 + 3 * length);
     const buf = this.buf;
     const start = this.at + 4;
-    // Most columns are short ASCII (ids, names, hex digests): copied char by
-    // char, they cost less than a call into Buffer's UTF-8 encoder each.
-    let n = 0;
-    if (length <= shortText) {
-      while (n < length) {
-        const c = charCodeAt.call(s, n);
-        if (c > 0x7f) break;
-        buf[start + n++] = c;
-      }
-    }
+    let n = length <= shortText ? copyAscii(buf, start, s) : 0;
     if (n < length) n = buf.write(s, start, "utf8");
     buf.writeInt32BE(n, this.at);
     this.at = start + n;

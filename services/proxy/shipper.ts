@@ -219,27 +219,27 @@ export class Shipper {
           await spool.release(segment.seq, segment.size);
           continue;
         }
-        const batch: Batch = {
-          seq: segment.seq,
-          end: read.end,
-          caughtUp: read.end >= written,
-          lines: read.lines.length,
-          records: [],
-          sources: [],
-          unreadable: [],
-        };
+        const sources: string[] = [];
+        const unreadable: string[] = [];
         for (const [i, line] of read.lines.entries()) {
           // Calls wait while this runs: let them in between every few records.
           if (i > 0 && i % yieldEvery === 0) await yieldToCalls();
           try {
             this.wire.add(parseSpoolLine(line));
-            batch.sources.push(line);
+            sources.push(line);
           } catch {
-            batch.unreadable.push(line);
+            unreadable.push(line);
           }
         }
-        batch.records = this.wire.take();
-        return batch;
+        return {
+          seq: segment.seq,
+          end: read.end,
+          caughtUp: read.end >= written,
+          lines: read.lines.length,
+          records: this.wire.take(),
+          sources,
+          unreadable,
+        };
       }
       const idleFor = Date.now() - segment.openedAt;
       if (!(segment.sealed || idleFor >= this.rotateAfterMs)) return undefined;

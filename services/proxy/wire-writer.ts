@@ -1,5 +1,5 @@
 import { WireType } from "@bufbuild/protobuf/wire";
-import { charCodeAt } from "../kit/char-code.js";
+import { copyAscii } from "../kit/ascii.js";
 
 /**
  * Writes protobuf's wire form into one buffer that is reused from value to
@@ -116,14 +116,9 @@ export class WireWriter {
   private ascii(value: string): boolean {
     const n = value.length;
     this.room(n + 1);
-    const start = this.pos + 1;
-    for (let i = 0; i < n; i++) {
-      const c = charCodeAt.call(value, i);
-      if (c >= 0x80) return false;
-      this.buf[start + i] = c;
-    }
+    if (copyAscii(this.buf, this.pos + 1, value) < n) return false;
     this.buf[this.pos] = n;
-    this.pos = start + n;
+    this.pos += n + 1;
     return true;
   }
 
