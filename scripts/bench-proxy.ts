@@ -15,6 +15,11 @@
  * spool (the call waits for its request record as always) but none is
  * shipped, which tells the spool's cost from the shipping's and audit's.
  *
+ * At concurrency 1 the same calls also go through a bare Node.js
+ * pass-through (scripts/passthrough-proxy.ts: no authentication, policy or
+ * recording), which tells what one more process and hop cost on this
+ * machine from what Airlock's own work adds.
+ *
  * Each timed phase through the proxy starts once audit has every record of
  * the phases before it (the proxy's spool holds none), so that a phase at
  * concurrency 1 measures calls at concurrency 1, not the catching up after
@@ -37,7 +42,8 @@ const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const samples = Number(process.env.BENCH_SAMPLES ?? 2000);
 
 const mode = process.env.BENCH_MODE ?? "split";
-const fake = await startFakeProcess();
+const fake = await startScript("fake-upstream.ts", ["--port", "0"]);
+const bare = await startScript("passthrough-proxy.ts", ["--upstream", fake.url]);
 const db = await createTestDatabase();
 const shared = {
   ...(await imageNodeEnv()),
@@ -85,6 +91,7 @@ try {
       pool: new Pool(fake.url, { connections: concurrency }),
       path: "/v1/chat/completions",
     },
+    bare: { pool: new Pool(bare.url, { connections: concurrency }), path: "/v1/chat/completions" },
     proxy: {
       pool: new Pool(new URL(proxyUrl).origin, { connections: concurrency }),
       path: "/openai/v1/chat/completions",
@@ -103,20 +110,27 @@ try {
   };
 
   const latency: string[] = [];
+  const baseline: string[] = [];
   const throughput: string[] = [];
   for (const stream of [false, true]) {
     const kind = stream ? "streaming" : "non-streaming";
     // Warm-up, loaded then one at a time, so both sides are compiled and settled before anything counts.
-    for (const target of ["direct", "proxy"] as const) {
+    for (const target of ["direct", "bare", "proxy"] as const) {
       await runFor(1000, concurrency, call(target, stream));
       await timeEach(1000, call(target, stream));
     }
     const direct = await timeEach(samples, call("direct", stream));
+    const bared = await timeEach(samples, call("bare", stream));
     await shipped();
+    const cpuAtOne = await cpuMs(server.child.pid!);
     const proxied = await timeEach(samples, call("proxy", stream));
+    const cpuPerCallAtOne = ((await cpuMs(server.child.pid!)) - cpuAtOne) / samples;
+    const added = (q: number, through: number[]) =>
+      (quantile(through, q) - quantile(direct, q)).toFixed(3);
     latency.push(
-      `| ${kind} | ${quantile(direct, 0.5)} | ${quantile(proxied, 0.5)} | ${(quantile(proxied, 0.5) - quantile(direct, 0.5)).toFixed(3)} | ${quantile(direct, 0.99)} | ${quantile(proxied, 0.99)} | ${(quantile(proxied, 0.99) - quantile(direct, 0.99)).toFixed(3)} |`,
+      `| ${kind} | ${quantile(direct, 0.5)} | ${quantile(proxied, 0.5)} | ${added(0.5, proxied)} | ${quantile(direct, 0.99)} | ${quantile(proxied, 0.99)} | ${added(0.99, proxied)} | ${(cpuPerCallAtOne * 1000).toFixed(0)} µs |`,
     );
+    baseline.push(`| ${kind} | ${added(0.5, bared)} | ${added(0.99, bared)} |`);
     const d = await runFor(seconds * 1000, concurrency, call("direct", stream));
     await shipped();
     const cpuBefore = await cpuMs(server.child.pid!);
@@ -132,9 +146,17 @@ try {
   console.log("");
   console.log("Concurrency 1 (ms):");
   console.log("");
-  console.log("| call | direct p50 | proxy p50 | added p50 | direct p99 | proxy p99 | added p99 |");
-  console.log("|---|---|---|---|---|---|---|");
+  console.log(
+    "| call | direct p50 | proxy p50 | added p50 | direct p99 | proxy p99 | added p99 | airlock CPU per call |",
+  );
+  console.log("|---|---|---|---|---|---|---|---|");
   for (const line of latency) console.log(line);
+  console.log("");
+  console.log("What a bare Node.js pass-through adds at concurrency 1, for scale (ms):");
+  console.log("");
+  console.log("| call | added p50 | added p99 |");
+  console.log("|---|---|---|");
+  for (const line of baseline) console.log(line);
   console.log("");
   console.log(`Throughput for ${seconds}s:`);
   console.log("");
@@ -147,6 +169,7 @@ try {
   await server.stop();
   await core?.stop();
   fake.child.kill("SIGTERM");
+  bare.child.kill("SIGTERM");
   await db.drop();
 }
 
@@ -164,9 +187,10 @@ async function shipped(): Promise<void> {
   }
 }
 
-async function startFakeProcess() {
-  const script = fileURLToPath(new URL("./fake-upstream.ts", import.meta.url));
-  const child = spawn(process.execPath, ["--import", "tsx", script, "--port", "0"], {
+/** Runs one of the scripts beside this one in its own process, until it says where it listens. */
+async function startScript(name: string, args: string[]) {
+  const script = fileURLToPath(new URL(`./${name}`, import.meta.url));
+  const child = spawn(process.execPath, ["--import", "tsx", script, ...args], {
     stdio: ["ignore", "pipe", "inherit"],
   });
   const url = await new Promise<string>((resolve, reject) => {
@@ -174,7 +198,7 @@ async function startFakeProcess() {
       const match = /listening on (http:\/\/\S+)/.exec(chunk.toString());
       if (match) resolve(match[1]!);
     });
-    child.once("exit", (code) => reject(new Error(`fake upstream exited with ${code}`)));
+    child.once("exit", (code) => reject(new Error(`${name} exited with ${code}`)));
   });
   return { child, url };
 }
