@@ -194,3 +194,13 @@ test("an error event inside a 200 stream is collected as an error", (t) => {
     sse([["error", { type: "error", error: { type: "overloaded_error", message: "Overloaded" } }]]);
   t.is(collect("messages", Buffer.from(stream), []).error, "overloaded_error: Overloaded");
 });
+
+test("lines ending in LF and in CRLF within one stream are read alike, without their CR", (t) => {
+  const lf = Buffer.from(chatStream);
+  // Every other line ends in CRLF, so empty lines are LF-LF, CRLF-LF, LF-CRLF and CRLF-CRLF.
+  let n = 0;
+  const mixed = Buffer.from(chatStream.replace(/\n/g, () => (n++ % 2 ? "\r\n" : "\n")));
+  const expected = collect("chat", lf, []);
+  for (let cut = 1; cut < mixed.length; cut++)
+    t.deepEqual(collect("chat", mixed, [cut]), expected, `cut at ${cut}`);
+});
