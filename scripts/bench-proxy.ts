@@ -44,6 +44,8 @@ const samples = Number(process.env.BENCH_SAMPLES ?? 2000);
 const mode = process.env.BENCH_MODE ?? "split";
 const fake = await startScript("fake-upstream.ts", ["--port", "0"]);
 const bare = await startScript("passthrough-proxy.ts", ["--upstream", fake.url]);
+// The helpers are stopped at the end; this also stops them when the setup below fails.
+process.once("exit", () => [fake, bare].forEach((p) => p.child.kill("SIGTERM")));
 const db = await createTestDatabase();
 const shared = {
   ...(await imageNodeEnv()),
