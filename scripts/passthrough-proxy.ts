@@ -35,6 +35,7 @@ const server = createServer((req, res) => {
         res.setHeader("content-type", String(answer.headers["content-type"] ?? ""));
         answer.body.on("data", (chunk: Buffer) => res.write(chunk));
         answer.body.once("end", () => res.end());
+        answer.body.once("error", () => res.destroy());
       })
       .catch(() => {
         res.statusCode = 502;
