@@ -18,7 +18,10 @@
  * At concurrency 1 the same calls also go through a bare Node.js
  * pass-through (scripts/passthrough-proxy.ts: no authentication, policy or
  * recording), which tells what one more process and hop cost on this
- * machine from what Airlock's own work adds.
+ * machine from what Airlock's own work adds. In split mode the bare
+ * pass-through is timed again beside scripts/cpu-load.ts burning the share
+ * of a core that audit and Postgres used while the proxy was timed: what
+ * background work of that size costs any proxy on the same cores.
  *
  * Each timed phase through the proxy starts once audit has every record of
  * the phases before it (the proxy's spool holds none), so that a phase at
@@ -35,7 +38,16 @@ import { Pool } from "undici";
 import { createTestDatabase, redisUrl, testServiceSecret } from "../test/support/env.js";
 import { orgWithAgent } from "../test/support/org-setup.js";
 import { spawnAirlock } from "../test/support/process.js";
-import { imageNodeEnv, cpuMs, quantile, rssMb, runFor, timeEach } from "./bench-support.js";
+import {
+  cpuMs,
+  cpuMsBetween,
+  cpuMsOfCommand,
+  imageNodeEnv,
+  quantile,
+  rssMb,
+  runFor,
+  timeEach,
+} from "./bench-support.js";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 32);
@@ -113,6 +125,7 @@ try {
 
   const latency: string[] = [];
   const baseline: string[] = [];
+  const loaded: string[] = [];
   const throughput: string[] = [];
   for (const stream of [false, true]) {
     const kind = stream ? "streaming" : "non-streaming";
@@ -125,10 +138,28 @@ try {
     const bared = await timeEach(samples, call("bare", stream));
     await shipped();
     const cpuAtOne = await cpuMs(server.child.pid!);
+    const recordingAtOne = mode === "split" ? await recordingCpu(core!.child.pid!) : undefined;
+    const started = performance.now();
     const proxied = await timeEach(samples, call("proxy", stream));
+    const elapsed = performance.now() - started;
     const cpuPerCallAtOne = ((await cpuMs(server.child.pid!)) - cpuAtOne) / samples;
     const added = (q: number, through: number[]) =>
       (quantile(through, q) - quantile(direct, q)).toFixed(3);
+    if (recordingAtOne) {
+      const share = (await recordingCpuMsSince(recordingAtOne)) / elapsed;
+      await shipped();
+      const load = await startScript(
+        "cpu-load.ts",
+        ["--share", share.toFixed(3)],
+        /cpu-load running/,
+      );
+      const beside = await timeEach(samples, call("bare", stream)).finally(() =>
+        load.child.kill("SIGTERM"),
+      );
+      loaded.push(
+        `| ${kind} | ${(share * 100).toFixed(0)}% | ${added(0.5, beside)} | ${added(0.99, beside)} |`,
+      );
+    }
     latency.push(
       `| ${kind} | ${quantile(direct, 0.5)} | ${quantile(proxied, 0.5)} | ${added(0.5, proxied)} | ${quantile(direct, 0.99)} | ${quantile(proxied, 0.99)} | ${added(0.99, proxied)} | ${(cpuPerCallAtOne * 1000).toFixed(0)} µs |`,
     );
@@ -160,6 +191,16 @@ try {
   console.log("|---|---|---|");
   for (const line of baseline) console.log(line);
   console.log("");
+  if (loaded.length > 0) {
+    console.log(
+      "The same bare pass-through beside a process burning, in 50 bursts a second, the share of a core that audit and Postgres used while the proxy was timed (ms):",
+    );
+    console.log("");
+    console.log("| call | share of a core | added p50 | added p99 |");
+    console.log("|---|---|---|---|");
+    for (const line of loaded) console.log(line);
+    console.log("");
+  }
   console.log(`Throughput for ${seconds}s:`);
   console.log("");
   console.log(
@@ -189,16 +230,30 @@ async function shipped(): Promise<void> {
   }
 }
 
-/** Runs one of the scripts beside this one in its own process, until it says where it listens. */
-async function startScript(name: string, args: string[]) {
+/**
+ * A reading of the CPU time of what stores the records in split mode: the
+ * process serving audit (with identity and policy, idle at concurrency 1
+ * once their answers are cached) and every Postgres process.
+ */
+async function recordingCpu(auditPid: number) {
+  return { auditPid, audit: await cpuMs(auditPid), postgres: await cpuMsOfCommand("postgres") };
+}
+
+async function recordingCpuMsSince(before: Awaited<ReturnType<typeof recordingCpu>>) {
+  const audit = (await cpuMs(before.auditPid)) - before.audit;
+  return audit + cpuMsBetween(before.postgres, await cpuMsOfCommand("postgres"));
+}
+
+/** Runs one of the scripts beside this one in its own process, until it says where it listens (or `ready`). */
+async function startScript(name: string, args: string[], ready = /listening on (http:\/\/\S+)/) {
   const script = fileURLToPath(new URL(`./${name}`, import.meta.url));
   const child = spawn(process.execPath, ["--import", "tsx", script, ...args], {
     stdio: ["ignore", "pipe", "inherit"],
   });
   const url = await new Promise<string>((resolve, reject) => {
     child.stdout.on("data", (chunk: Buffer) => {
-      const match = /listening on (http:\/\/\S+)/.exec(chunk.toString());
-      if (match) resolve(match[1]!);
+      const match = ready.exec(chunk.toString());
+      if (match) resolve(match[1] ?? "");
     });
     child.once("exit", (code) => reject(new Error(`${name} exited with ${code}`)));
   });
