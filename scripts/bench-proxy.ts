@@ -150,7 +150,7 @@ try {
       await shipped();
       const load = await startScript(
         "cpu-load.ts",
-        ["--share", share.toFixed(3)],
+        ["--share", Math.min(share, 1).toFixed(3)],
         /cpu-load running/,
       );
       const beside = await timeEach(samples, call("bare", stream)).finally(() =>
