@@ -45,15 +45,14 @@ import { uuidv7 } from "../services/kit/ids.js";
 import { ServiceCredentials } from "../services/kit/service-credentials.js";
 import { connectTo } from "../test/support/clients.js";
 import { createTestDatabase, redisUrl, testServiceSecret } from "../test/support/env.js";
-import { spawnAirlock } from "../test/support/process.js";
 import {
   cpuMs,
   cpuMsBetween,
   cpuMsOfCommand,
-  imageNodeEnv,
   machineIdleMs,
   quantile,
   rssMb,
+  spawnAsDeployed,
   timeEach,
 } from "./bench-support.js";
 
@@ -106,10 +105,8 @@ function record(orgId: string, timeMs: number) {
 }
 
 const db = await createTestDatabase();
-const nodeEnv = await imageNodeEnv();
 const secret = testServiceSecret();
-const server = await spawnAirlock(["serve", "identity", "policy", "audit"], {
-  ...nodeEnv,
+const server = await spawnAsDeployed(["serve", "identity", "policy", "audit"], {
   DATABASE_URL: db.url,
   REDIS_URL: redisUrl,
   AIRLOCK_SERVICE_SECRET: secret,
@@ -119,8 +116,7 @@ server.child.stdout?.removeAllListeners("data").resume();
 // More audit replicas, as a deployment scales audit out; they find identity and policy in the first process.
 const extra = await Promise.all(
   Array.from({ length: replicas - 1 }, () =>
-    spawnAirlock(["serve", "audit"], {
-      ...nodeEnv,
+    spawnAsDeployed(["serve", "audit"], {
       DATABASE_URL: db.url,
       REDIS_URL: redisUrl,
       AIRLOCK_SERVICE_SECRET: secret,

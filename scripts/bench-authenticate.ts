@@ -13,8 +13,7 @@ import { IdentityService } from "../gen/airlock/identity/v1/identity_pb.js";
 import { ServiceCredentials } from "../services/kit/service-credentials.js";
 import { connectTo } from "../test/support/clients.js";
 import { createTestDatabase, redisUrl, testServiceSecret } from "../test/support/env.js";
-import { spawnAirlock } from "../test/support/process.js";
-import { imageNodeEnv, cpuMs, latencyRow, runFor, timeEach } from "./bench-support.js";
+import { cpuMs, latencyRow, runFor, spawnAsDeployed, timeEach } from "./bench-support.js";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 64);
@@ -22,8 +21,7 @@ const samples = Number(process.env.BENCH_SAMPLES ?? 2000);
 
 const db = await createTestDatabase();
 const secret = testServiceSecret();
-const server = await spawnAirlock(["serve", "identity"], {
-  ...(await imageNodeEnv()),
+const server = await spawnAsDeployed(["serve", "identity"], {
   DATABASE_URL: db.url,
   REDIS_URL: redisUrl,
   AIRLOCK_SERVICE_SECRET: secret,

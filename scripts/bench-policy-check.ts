@@ -21,8 +21,7 @@ import { parseBundle } from "../services/policy/rules.js";
 import { starterBundle } from "../services/cli/policy-commands.js";
 import { connectTo } from "../test/support/clients.js";
 import { createTestDatabase, redisUrl, testServiceSecret } from "../test/support/env.js";
-import { spawnAirlock } from "../test/support/process.js";
-import { imageNodeEnv, latencyRow, timeEach } from "./bench-support.js";
+import { latencyRow, spawnAsDeployed, timeEach } from "./bench-support.js";
 
 const ruleCount = 10_000;
 const samples = Number(process.env.BENCH_SAMPLES ?? 300);
@@ -72,8 +71,7 @@ rows.push(
 // Over loopback, against a real policy service holding the same rules.
 const db = await createTestDatabase();
 const secret = testServiceSecret();
-const server = await spawnAirlock(["serve", "identity", "policy"], {
-  ...(await imageNodeEnv()),
+const server = await spawnAsDeployed(["serve", "identity", "policy"], {
   DATABASE_URL: db.url,
   REDIS_URL: redisUrl,
   AIRLOCK_SERVICE_SECRET: secret,

@@ -15,10 +15,10 @@
  * spool (the call waits for its request record as always) but none is
  * shipped, which tells the spool's cost from the shipping's and audit's.
  *
- * At concurrency 1 the same calls also go through a bare Node.js
- * pass-through (scripts/passthrough-proxy.ts: no authentication, policy or
- * recording), which tells what one more process and hop cost on this
- * machine from what Airlock's own work adds. In split mode the bare
+ * The same calls also go through a bare Node.js pass-through
+ * (scripts/passthrough-proxy.ts: no authentication, policy or recording),
+ * at concurrency 1 and at the high concurrency, which tells what one more
+ * process and hop cost on this machine from what Airlock's own work adds. In split mode the bare
  * pass-through is timed again beside scripts/cpu-load.ts burning the share
  * of a core that audit and Postgres used while the proxy was timed: what
  * background work of that size costs any proxy on the same cores.
@@ -37,15 +37,14 @@ import { fileURLToPath } from "node:url";
 import { Pool } from "undici";
 import { createTestDatabase, redisUrl, testServiceSecret } from "../test/support/env.js";
 import { orgWithAgent } from "../test/support/org-setup.js";
-import { spawnAirlock } from "../test/support/process.js";
 import {
   cpuMs,
   cpuMsBetween,
   cpuMsOfCommand,
-  imageNodeEnv,
   quantile,
   rssMb,
   runFor,
+  spawnAsDeployed,
   timeEach,
 } from "./bench-support.js";
 
@@ -60,7 +59,6 @@ const bare = await startScript("passthrough-proxy.ts", ["--upstream", fake.url])
 process.once("exit", () => [fake, bare].forEach((p) => p.child.kill("SIGTERM")));
 const db = await createTestDatabase();
 const shared = {
-  ...(await imageNodeEnv()),
   DATABASE_URL: db.url,
   REDIS_URL: redisUrl,
   AIRLOCK_SERVICE_SECRET: testServiceSecret(),
@@ -73,8 +71,8 @@ if (!["split", "all-in-one", "spool-only"].includes(mode))
 const core =
   mode === "all-in-one"
     ? undefined
-    : await spawnAirlock(["serve", "identity", "policy", "audit"], shared);
-const server = await spawnAirlock(
+    : await spawnAsDeployed(["serve", "identity", "policy", "audit"], shared);
+const server = await spawnAsDeployed(
   core ? ["serve", "proxy"] : ["serve"],
   core
     ? {
@@ -165,12 +163,15 @@ try {
     );
     baseline.push(`| ${kind} | ${added(0.5, bared)} | ${added(0.99, bared)} |`);
     const d = await runFor(seconds * 1000, concurrency, call("direct", stream));
+    const bareCpuBefore = await cpuMs(bare.child.pid!);
+    const b = await runFor(seconds * 1000, concurrency, call("bare", stream));
+    const bareCpuPerCall = ((await cpuMs(bare.child.pid!)) - bareCpuBefore) / b.calls;
     await shipped();
     const cpuBefore = await cpuMs(server.child.pid!);
     const p = await runFor(seconds * 1000, concurrency, call("proxy", stream));
     const cpuPerCall = ((await cpuMs(server.child.pid!)) - cpuBefore) / p.calls;
     throughput.push(
-      `| ${kind} | ${concurrency} | ${d.rps} | ${p.rps} | ${p.errors} | ${(cpuPerCall * 1000).toFixed(0)} µs | ${await rssMb(server.child.pid!)} MiB |`,
+      `| ${kind} | ${concurrency} | ${d.rps} | ${b.rps} | ${(bareCpuPerCall * 1000).toFixed(0)} µs | ${p.rps} | ${p.errors} | ${(cpuPerCall * 1000).toFixed(0)} µs | ${await rssMb(server.child.pid!)} MiB |`,
     );
   }
   console.log(
@@ -204,9 +205,9 @@ try {
   console.log(`Throughput for ${seconds}s:`);
   console.log("");
   console.log(
-    "| call | concurrency | direct req/s | proxy req/s | proxy errors | airlock CPU per call | airlock RSS |",
+    "| call | concurrency | direct req/s | bare pass-through req/s | its CPU per call | proxy req/s | proxy errors | airlock CPU per call | airlock RSS |",
   );
-  console.log("|---|---|---|---|---|---|---|");
+  console.log("|---|---|---|---|---|---|---|---|---|");
   for (const line of throughput) console.log(line);
 } finally {
   await server.stop();

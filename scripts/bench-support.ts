@@ -1,5 +1,10 @@
 /** What the benchmark scripts share: timing loops, quantiles and process readings. */
-import { readdir, readFile } from "node:fs/promises";
+import { rmSync } from "node:fs";
+import { mkdtemp, readdir, readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { buildInto } from "../test/support/deploy.js";
+import { spawnAirlock, type AirlockProcess } from "../test/support/process.js";
 
 /** Runs `call` `n` times one after another; the latencies in milliseconds, sorted. */
 export async function timeEach(n: number, call: () => Promise<unknown>): Promise<number[]> {
@@ -87,12 +92,28 @@ export async function machineIdleMs(): Promise<number> {
   return (Number(fields[4]) + Number(fields[5])) * 10;
 }
 
+/** Where `spawnAsDeployed` runs the compiled services from; built once per benchmark run. */
+let compiled: Promise<string> | undefined;
+
 /**
- * The environment the container image gives node (its NODE_OPTIONS), read
- * from deploy/docker/Dockerfile so the benchmarks run the services as
- * deployed.
+ * `airlock serve …` as the container image runs it: `npm run build`'s
+ * output beside production dependencies only (built into a temporary
+ * directory, removed when this process exits), with the image's
+ * NODE_OPTIONS read from deploy/docker/Dockerfile. Not the TypeScript
+ * through tsx, as `npx airlock` runs it: there esbuild's helper that names
+ * each function as it is made took 2-3% of the proxy's main thread at
+ * concurrency 32 (a profile, 2026-11-28).
  */
-export async function imageNodeEnv(): Promise<{ NODE_OPTIONS: string }> {
+export async function spawnAsDeployed(
+  args: string[],
+  env: Record<string, string>,
+): Promise<AirlockProcess> {
+  compiled ??= (async () => {
+    const out = await mkdtemp(join(tmpdir(), "airlock-bench-"));
+    process.once("exit", () => rmSync(out, { recursive: true, force: true }));
+    await buildInto(out);
+    return join(out, "services", "cli", "main.js");
+  })();
   const dockerfile = await readFile(
     new URL("../deploy/docker/Dockerfile", import.meta.url),
     "utf8",
@@ -102,5 +123,6 @@ export async function imageNodeEnv(): Promise<{ NODE_OPTIONS: string }> {
   // BENCH_NODE_OPTIONS adds flags for one run, e.g. --require of a profiling hook
   // (NODE_OPTIONS refuses --cpu-prof and V8 tracing flags).
   const extra = process.env.BENCH_NODE_OPTIONS;
-  return { NODE_OPTIONS: extra ? `${options[1]!} ${extra}` : options[1]! };
+  const NODE_OPTIONS = extra ? `${options[1]!} ${extra}` : options[1]!;
+  return spawnAirlock(args, { ...env, NODE_OPTIONS }, { entry: await compiled });
 }
