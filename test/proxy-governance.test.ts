@@ -261,6 +261,29 @@ test.serial(
   },
 );
 
+test.serial("a whole answer keeps the upstream's length; a stream stays chunked", async (t) => {
+  const call = (stream: boolean) =>
+    fetch(`${llm}/openai/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${agentToken}`, "content-type": "application/json" },
+      body: JSON.stringify({
+        model: "gpt-4o",
+        stream,
+        messages: [{ role: "user", content: "hi" }],
+      }),
+    });
+  const whole = await call(false);
+  const bytes = Buffer.from(await whole.arrayBuffer());
+  t.is(whole.status, 200);
+  t.is(whole.headers.get("content-length"), String(bytes.length));
+  t.is(whole.headers.get("transfer-encoding"), null);
+  t.truthy((JSON.parse(bytes.toString("utf8")) as { choices: unknown[] }).choices.length);
+  const streamed = await call(true);
+  t.is(streamed.headers.get("transfer-encoding"), "chunked");
+  t.is(streamed.headers.get("content-length"), null);
+  t.true((await streamed.text()).includes("data: [DONE]"));
+});
+
 test.serial("the LLM port speaks HTTP/2 as well as HTTP/1.1", async (t) => {
   const { stdout } = await run("curl", [
     "-sS",

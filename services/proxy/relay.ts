@@ -27,6 +27,11 @@ export async function relay(
   for (const [name, value] of Object.entries(answer.headers)) {
     if (value !== undefined && forwardedResponseHeader.test(name)) res.setHeader(name, value);
   }
+  // A whole answer keeps its length, as the bytes go on unchanged: chunked, it would take one more
+  // write (a system call, and a wake-up of the client) after its last byte, only to end it. A
+  // stream stays chunked: it may end with an error event of Airlock's own.
+  const length = answer.headers["content-length"];
+  if (!streaming && typeof length === "string") res.setHeader("content-length", length);
   let ttfb = -1;
   // Node sends a response's writes at the end of the tick: what the proxy learns from a chunk is
   // worked out in a later turn of the loop, so that it never holds the chunk back.
