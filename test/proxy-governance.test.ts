@@ -261,6 +261,43 @@ test.serial(
   },
 );
 
+test.serial(
+  "a conversation's calls share a session id: the client's x-airlock-session, else one derived from its start",
+  async (t) => {
+    const ask = (first: string, turns: number, session?: string) =>
+      openai(agentToken).chat.completions.create(
+        {
+          model: "gpt-4o",
+          messages: [
+            { role: "system", content: "(session test)" },
+            { role: "user", content: first },
+            ...Array.from({ length: turns }, (_, i) => ({
+              role: "user" as const,
+              content: `(turn ${i}) ${first}`,
+            })),
+          ],
+        },
+        session ? { headers: { "x-airlock-session": session } } : undefined,
+      );
+    const sessionOf = async (first: string, turns: number) =>
+      (
+        await recordsOf(reader, (r) => {
+          const body = r.content.body as { messages: unknown[] };
+          return JSON.stringify(body).includes(first) && body.messages.length === turns + 2;
+        })
+      ).request.sessionId;
+    await ask("(conversation A)", 0);
+    await ask("(conversation A)", 2);
+    await ask("(conversation B)", 0);
+    await ask("(conversation C)", 0, "ses-from-client");
+    const a0 = await sessionOf("(conversation A)", 0);
+    t.regex(a0, /^s_[0-9a-f]{24}$/);
+    t.is(await sessionOf("(conversation A)", 2), a0, "a later turn of the same conversation");
+    t.not(await sessionOf("(conversation B)", 0), a0, "another conversation");
+    t.is(await sessionOf("(conversation C)", 0), "ses-from-client");
+  },
+);
+
 test.serial("a whole answer keeps the upstream's length; a stream stays chunked", async (t) => {
   const call = (stream: boolean) =>
     fetch(`${llm}/openai/v1/chat/completions`, {

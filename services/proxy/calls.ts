@@ -3,7 +3,7 @@
  * endpoints, the request as read and validated, who made it, and the errors
  * and headers it is answered with.
  */
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import type { AuthenticateResponse } from "../../gen/airlock/identity/v1/identity_pb.js";
 import { PrincipalKind } from "../../gen/airlock/identity/v1/identity_pb.js";
 import type { HttpRequest, HttpResponse } from "../kit/http-listener.js";
@@ -108,20 +108,38 @@ export function callContext(
   };
 }
 
+/** Roles that carry instructions rather than a turn of the conversation (Chat Completions, Responses). */
+const instructionRoles = new Set(["system", "developer"]);
+
 /**
  * A conversation resends its beginning with every turn, so the same
- * principal, system prompt and first message name the same session.
+ * principal, instructions and first turn name the same session. The first
+ * turn is the first message that is not instructions: an agent sends the
+ * same system prompt at the start of all its conversations, so that alone
+ * would put them all in one session.
  */
 function deriveSession(principalId: string, api: string, body: Record<string, unknown>): string {
-  const first = Array.isArray(body.messages)
-    ? body.messages[0]
+  const items: unknown[] = Array.isArray(body.messages)
+    ? body.messages
     : Array.isArray(body.input)
-      ? body.input[0]
-      : body.input;
-  const hash = createHash("sha256").update(
-    `${principalId}\n${api}\n${JSON.stringify(body.system ?? body.instructions ?? "")}\n${JSON.stringify(first ?? "")}`,
+      ? body.input
+      : [body.input];
+  const firstTurn = items.findIndex(
+    (m) =>
+      !(
+        m &&
+        typeof m === "object" &&
+        instructionRoles.has((m as { role?: unknown }).role as string)
+      ),
   );
-  return `s_${hash.digest("hex").slice(0, 24)}`;
+  const instructions = firstTurn === -1 ? items : items.slice(0, firstTurn);
+  // One-shot: cheaper than createHash for an input this small, hashed on every call.
+  const digest = hash(
+    "sha256",
+    `${principalId}\n${api}\n${JSON.stringify(body.system ?? body.instructions ?? "")}\n${JSON.stringify(instructions)}\n${JSON.stringify(items[firstTurn] ?? "")}`,
+    "hex",
+  );
+  return `s_${digest.slice(0, 24)}`;
 }
 
 export function upstreamHeaders(
