@@ -18,10 +18,11 @@
  * The same calls also go through a bare Node.js pass-through
  * (scripts/passthrough-proxy.ts: no authentication, policy or recording),
  * at concurrency 1 and at the high concurrency, which tells what one more
- * process and hop cost on this machine from what Airlock's own work adds. In split mode the bare
- * pass-through is timed again beside scripts/cpu-load.ts burning the share
- * of a core that audit and Postgres used while the proxy was timed: what
- * background work of that size costs any proxy on the same cores.
+ * process and hop cost on this machine from what Airlock's own work adds.
+ * In split mode the bare pass-through is timed again beside
+ * scripts/cpu-load.ts burning the share of a core that audit and Postgres
+ * used while the proxy was timed: what background work of that size costs
+ * any proxy on the same cores.
  *
  * Each timed phase through the proxy starts once audit has every record of
  * the phases before it (the proxy's spool holds none), so that a phase at
