@@ -298,6 +298,38 @@ test.serial(
   },
 );
 
+test.serial(
+  "a Responses conversation's session starts at its first turn, after the developer message",
+  async (t) => {
+    const ask = (first: string, turns: number) =>
+      openai(agentToken).responses.create({
+        model: "gpt-4o",
+        instructions: "(session test, responses)",
+        input: [
+          { role: "developer", content: "(the same for every conversation)" },
+          { role: "user", content: first },
+          ...Array.from({ length: turns }, (_, i) => ({
+            role: "user" as const,
+            content: `(turn ${i}) ${first}`,
+          })),
+        ],
+      });
+    const sessionOf = async (first: string, turns: number) =>
+      (
+        await recordsOf(reader, (r) => {
+          const body = r.content.body as { input?: unknown[] };
+          return JSON.stringify(body).includes(first) && body.input?.length === turns + 2;
+        })
+      ).request.sessionId;
+    await ask("(responses D)", 0);
+    await ask("(responses D)", 1);
+    await ask("(responses E)", 0);
+    const d0 = await sessionOf("(responses D)", 0);
+    t.is(await sessionOf("(responses D)", 1), d0, "a later turn of the same conversation");
+    t.not(await sessionOf("(responses E)", 0), d0, "another conversation");
+  },
+);
+
 test.serial("a whole answer keeps the upstream's length; a stream stays chunked", async (t) => {
   const call = (stream: boolean) =>
     fetch(`${llm}/openai/v1/chat/completions`, {
