@@ -261,72 +261,69 @@ test.serial(
   },
 );
 
+/** A conversation's user turns: `first`, then `more` turns that follow it. */
+const turns = (first: string, more: number) => [
+  { role: "user" as const, content: first },
+  ...Array.from({ length: more }, (_, i) => ({
+    role: "user" as const,
+    content: `(turn ${i}) ${first}`,
+  })),
+];
+
+/** The session id recorded for the call whose `field` held `items` items, opening with `first`. */
+const sessionOf = async (field: "messages" | "input", first: string, items: number) =>
+  (
+    await recordsOf(reader, (r) => {
+      const list = (r.content.body as Record<string, unknown>)[field];
+      return Array.isArray(list) && list.length === items && JSON.stringify(list).includes(first);
+    })
+  ).request.sessionId;
+
 test.serial(
   "a conversation's calls share a session id: the client's x-airlock-session, else one derived from its start",
   async (t) => {
-    const ask = (first: string, turns: number, session?: string) =>
+    const ask = (first: string, more: number, session?: string) =>
       openai(agentToken).chat.completions.create(
         {
           model: "gpt-4o",
-          messages: [
-            { role: "system", content: "(session test)" },
-            { role: "user", content: first },
-            ...Array.from({ length: turns }, (_, i) => ({
-              role: "user" as const,
-              content: `(turn ${i}) ${first}`,
-            })),
-          ],
+          messages: [{ role: "system", content: "(session test)" }, ...turns(first, more)],
         },
         session ? { headers: { "x-airlock-session": session } } : undefined,
       );
-    const sessionOf = async (first: string, turns: number) =>
-      (
-        await recordsOf(reader, (r) => {
-          const body = r.content.body as { messages: unknown[] };
-          return JSON.stringify(body).includes(first) && body.messages.length === turns + 2;
-        })
-      ).request.sessionId;
     await ask("(conversation A)", 0);
     await ask("(conversation A)", 2);
     await ask("(conversation B)", 0);
     await ask("(conversation C)", 0, "ses-from-client");
-    const a0 = await sessionOf("(conversation A)", 0);
+    const a0 = await sessionOf("messages", "(conversation A)", 2);
     t.regex(a0, /^s_[0-9a-f]{24}$/);
-    t.is(await sessionOf("(conversation A)", 2), a0, "a later turn of the same conversation");
-    t.not(await sessionOf("(conversation B)", 0), a0, "another conversation");
-    t.is(await sessionOf("(conversation C)", 0), "ses-from-client");
+    t.is(
+      await sessionOf("messages", "(conversation A)", 4),
+      a0,
+      "a later turn of the same conversation",
+    );
+    t.not(await sessionOf("messages", "(conversation B)", 2), a0, "another conversation");
+    t.is(await sessionOf("messages", "(conversation C)", 2), "ses-from-client");
   },
 );
 
 test.serial(
   "a Responses conversation's session starts at its first turn, after the developer message",
   async (t) => {
-    const ask = (first: string, turns: number) =>
+    const ask = (first: string, more: number) =>
       openai(agentToken).responses.create({
         model: "gpt-4o",
         instructions: "(session test, responses)",
         input: [
           { role: "developer", content: "(the same for every conversation)" },
-          { role: "user", content: first },
-          ...Array.from({ length: turns }, (_, i) => ({
-            role: "user" as const,
-            content: `(turn ${i}) ${first}`,
-          })),
+          ...turns(first, more),
         ],
       });
-    const sessionOf = async (first: string, turns: number) =>
-      (
-        await recordsOf(reader, (r) => {
-          const body = r.content.body as { input?: unknown[] };
-          return JSON.stringify(body).includes(first) && body.input?.length === turns + 2;
-        })
-      ).request.sessionId;
     await ask("(responses D)", 0);
     await ask("(responses D)", 1);
     await ask("(responses E)", 0);
-    const d0 = await sessionOf("(responses D)", 0);
-    t.is(await sessionOf("(responses D)", 1), d0, "a later turn of the same conversation");
-    t.not(await sessionOf("(responses E)", 0), d0, "another conversation");
+    const d0 = await sessionOf("input", "(responses D)", 2);
+    t.is(await sessionOf("input", "(responses D)", 3), d0, "a later turn of the same conversation");
+    t.not(await sessionOf("input", "(responses E)", 2), d0, "another conversation");
   },
 );
 
