@@ -92,8 +92,8 @@ export async function machineIdleMs(): Promise<number> {
   return (Number(fields[4]) + Number(fields[5])) * 10;
 }
 
-/** Where `spawnAsDeployed` runs the compiled services from; built once per benchmark run. */
-let compiled: Promise<string> | undefined;
+/** What `spawnAsDeployed` runs: prepared once per benchmark run. */
+let deployed: Promise<{ entry: string; NODE_OPTIONS: string }> | undefined;
 
 /**
  * `airlock serve …` as the container image runs it: `npm run build`'s
@@ -108,21 +108,24 @@ export async function spawnAsDeployed(
   args: string[],
   env: Record<string, string>,
 ): Promise<AirlockProcess> {
-  compiled ??= (async () => {
+  deployed ??= (async () => {
+    const dockerfile = await readFile(
+      new URL("../deploy/docker/Dockerfile", import.meta.url),
+      "utf8",
+    );
+    const options = /^ENV NODE_OPTIONS="([^"]*)"$/m.exec(dockerfile);
+    if (!options) throw new Error("deploy/docker/Dockerfile sets no NODE_OPTIONS");
+    // BENCH_NODE_OPTIONS adds flags for one run, e.g. --require of a profiling hook
+    // (NODE_OPTIONS refuses --cpu-prof and V8 tracing flags).
+    const extra = process.env.BENCH_NODE_OPTIONS;
     const out = await mkdtemp(join(tmpdir(), "airlock-bench-"));
     process.once("exit", () => rmSync(out, { recursive: true, force: true }));
     await buildInto(out);
-    return join(out, "services", "cli", "main.js");
+    return {
+      entry: join(out, "services", "cli", "main.js"),
+      NODE_OPTIONS: extra ? `${options[1]!} ${extra}` : options[1]!,
+    };
   })();
-  const dockerfile = await readFile(
-    new URL("../deploy/docker/Dockerfile", import.meta.url),
-    "utf8",
-  );
-  const options = /^ENV NODE_OPTIONS="([^"]*)"$/m.exec(dockerfile);
-  if (!options) throw new Error("deploy/docker/Dockerfile sets no NODE_OPTIONS");
-  // BENCH_NODE_OPTIONS adds flags for one run, e.g. --require of a profiling hook
-  // (NODE_OPTIONS refuses --cpu-prof and V8 tracing flags).
-  const extra = process.env.BENCH_NODE_OPTIONS;
-  const NODE_OPTIONS = extra ? `${options[1]!} ${extra}` : options[1]!;
-  return spawnAirlock(args, { ...env, NODE_OPTIONS }, { entry: await compiled });
+  const { entry, NODE_OPTIONS } = await deployed;
+  return spawnAirlock(args, { ...env, NODE_OPTIONS }, { entry });
 }
