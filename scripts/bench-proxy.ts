@@ -136,12 +136,13 @@ try {
     const direct = await timeEach(samples, call("direct", stream));
     const bared = await timeEach(samples, call("bare", stream));
     await shipped();
-    const cpuAtOne = await cpuMs(server.child.pid!);
     const recordingAtOne = mode === "split" ? await recordingCpu(core!.child.pid!) : undefined;
     const started = performance.now();
-    const proxied = await timeEach(samples, call("proxy", stream));
+    const [proxied, cpuAtOne] = await withCpuOf(server.child.pid!, () =>
+      timeEach(samples, call("proxy", stream)),
+    );
     const elapsed = performance.now() - started;
-    const cpuPerCallAtOne = ((await cpuMs(server.child.pid!)) - cpuAtOne) / samples;
+    const cpuPerCallAtOne = cpuAtOne / samples;
     const added = (q: number, through: number[]) =>
       (quantile(through, q) - quantile(direct, q)).toFixed(3);
     if (recordingAtOne) {
@@ -164,13 +165,15 @@ try {
     );
     baseline.push(`| ${kind} | ${added(0.5, bared)} | ${added(0.99, bared)} |`);
     const d = await runFor(seconds * 1000, concurrency, call("direct", stream));
-    const bareCpuBefore = await cpuMs(bare.child.pid!);
-    const b = await runFor(seconds * 1000, concurrency, call("bare", stream));
-    const bareCpuPerCall = ((await cpuMs(bare.child.pid!)) - bareCpuBefore) / b.calls;
+    const [b, bareCpu] = await withCpuOf(bare.child.pid!, () =>
+      runFor(seconds * 1000, concurrency, call("bare", stream)),
+    );
+    const bareCpuPerCall = bareCpu / b.calls;
     await shipped();
-    const cpuBefore = await cpuMs(server.child.pid!);
-    const p = await runFor(seconds * 1000, concurrency, call("proxy", stream));
-    const cpuPerCall = ((await cpuMs(server.child.pid!)) - cpuBefore) / p.calls;
+    const [p, proxyCpu] = await withCpuOf(server.child.pid!, () =>
+      runFor(seconds * 1000, concurrency, call("proxy", stream)),
+    );
+    const cpuPerCall = proxyCpu / p.calls;
     throughput.push(
       `| ${kind} | ${concurrency} | ${d.rps} | ${b.rps} | ${(bareCpuPerCall * 1000).toFixed(0)} µs | ${p.rps} | ${p.errors} | ${(cpuPerCall * 1000).toFixed(0)} µs | ${await rssMb(server.child.pid!)} MiB |`,
     );
@@ -230,6 +233,13 @@ async function shipped(): Promise<void> {
     if (performance.now() > until) throw new Error(`${pending} records still not shipped`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** Runs `phase`; what it returns, and the CPU time (ms) process `pid` used meanwhile. */
+async function withCpuOf<T>(pid: number, phase: () => Promise<T>): Promise<[T, number]> {
+  const before = await cpuMs(pid);
+  const result = await phase();
+  return [result, (await cpuMs(pid)) - before];
 }
 
 /**
